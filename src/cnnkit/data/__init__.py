@@ -1,0 +1,1 @@
+"""Data: readers for each source, the Dataset form, splits, downloads and preprocessing."""

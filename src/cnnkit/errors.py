@@ -1,0 +1,35 @@
+"""The exceptions cnnkit raises. Every message says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+
+class CnnkitError(Exception):
+    """Base class of every error cnnkit raises on purpose."""
+
+
+class ConfigError(CnnkitError):
+    """An argument, option or configuration value is invalid."""
+
+
+class DataError(CnnkitError):
+    """A data file or dataset is malformed, inconsistent or unusable."""
+
+
+class DataNotFoundError(DataError):
+    """A dataset is not on this machine; the message says where it looked and how to get it."""
+
+
+class DownloadError(DataError):
+    """A download failed or its content did not match the expected checksum."""
+
+
+class ModelError(CnnkitError):
+    """A model name, spec or shape is invalid."""
+
+
+class RunError(CnnkitError):
+    """A run directory is missing, incomplete or inconsistent."""
+
+
+class TrainingError(CnnkitError):
+    """Training cannot continue (for example the loss became NaN)."""

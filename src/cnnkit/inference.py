@@ -1,0 +1,60 @@
+"""Running a model over uint8 images: large batches, no gradients, fixed order."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnkit.data.dataset import Dataset
+from cnnkit.data.preprocess import Preprocessing
+
+EVAL_BATCH = 1000  # images per forward pass when no gradients are kept
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    preprocessing: Preprocessing,
+    device: torch.device | str = "cpu",
+    batch_size: int = EVAL_BATCH,
+) -> torch.Tensor:
+    """Logits for uint8 images ``(N, C, H, W)``, in input order.
+
+    The model is put in eval mode for the call and restored to its previous mode after.
+
+    Returns:
+        float32 logits ``(N, num_classes)`` on the CPU.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            batch = images[start : start + batch_size].to(device, non_blocking=True)
+            outputs.append(model(preprocessing(batch)).float().cpu())
+        if not outputs:
+            return torch.empty(0, 0)
+        return torch.cat(outputs)
+    finally:
+        model.train(was_training)
+
+
+def loss_and_accuracy(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    preprocessing: Preprocessing,
+    device: torch.device | str = "cpu",
+    batch_size: int = EVAL_BATCH,
+) -> dict[str, float]:
+    """Mean cross-entropy and top-1 accuracy of ``model`` on ``dataset``."""
+    logits = predict_logits(
+        model, dataset.images, preprocessing=preprocessing, device=device, batch_size=batch_size
+    )
+    return {
+        "loss": float(F.cross_entropy(logits, dataset.labels)),
+        "accuracy": float((logits.argmax(1) == dataset.labels).float().mean()),
+    }

@@ -1,0 +1,1 @@
+"""Models: the registry of named architectures, initialisers and the zoo."""

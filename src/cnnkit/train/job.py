@@ -1,0 +1,151 @@
+"""A training job: data in, trained model out, everything recorded in a run directory.
+
+This is what ``cnnkit train`` runs. It resolves a :class:`TrainConfig`, loads the data,
+builds the model, calls :func:`~cnnkit.train.loop.fit`, saves the weights and evaluates
+on the test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from cnnkit.data.preprocess import Preprocessing
+from cnnkit.data.sources import load_dataset
+from cnnkit.devices import resolve_device
+from cnnkit.errors import RunError
+from cnnkit.inference import loss_and_accuracy
+from cnnkit.models.registry import build_model
+from cnnkit.run import METRICS, Run, default_run_name, describe_environment
+from cnnkit.train.callbacks import Callback, HistoryWriter, Logs
+from cnnkit.train.loop import fit
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training job needs; defaults reproduce the textbook LeNet on MNIST.
+
+    Attributes:
+        data: data source name (``cnnkit datasets``).
+        data_dir: read the source's files from this folder only.
+        val_size: validation samples held out of train (count or fraction; None = source
+            default, 0 = none).
+        model: registry name (``cnnkit models``).
+        model_options: extra options for the model builder (e.g. ``{"init": "normal"}``).
+        epochs: passes over the training split.
+        batch_size: samples per optimizer step.
+        optimizer: ``adam`` or ``sgd``.
+        lr: learning rate.
+        seed: seeds the split, the initial weights and the shuffling.
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        runs_dir: parent folder of run directories.
+        name: run directory name (default ``<model>-<data>-<time>``).
+    """
+
+    data: str = "mnist"
+    data_dir: str | None = None
+    val_size: int | float | None = None
+    model: str = "lenet"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 100
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    runs_dir: str = "runs"
+    name: str | None = None
+
+
+@dataclass
+class TrainResult:
+    """What a finished job produced."""
+
+    run: Run
+    history: list[Logs]
+    metrics: dict[str, dict[str, float]]
+
+
+def _create_run(config: TrainConfig) -> Run:
+    if config.name:
+        return Run.create(config.runs_dir, config.name)
+    base = default_run_name(config.model, config.data)
+    for attempt in range(1, 100):
+        try:
+            return Run.create(config.runs_dir, base if attempt == 1 else f"{base}-{attempt}")
+        except RunError:
+            continue
+    raise RunError(f"could not find a free run name under {config.runs_dir}")
+
+
+def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Run one training job and return its run directory, history and final metrics."""
+    started = time.time()
+    device = resolve_device(config.device)
+    splits = load_dataset(
+        config.data, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed
+    )
+    preprocessing = Preprocessing.from_dataset(splits.train)
+    torch.manual_seed(config.seed)  # the initial weights are a function of the seed
+    model = build_model(
+        config.model,
+        input_shape=splits.train.image_shape,
+        num_classes=splits.train.num_classes,
+        **config.model_options,
+    )
+    run = _create_run(config)
+    run.update_card(
+        name=run.path.name,
+        status="training",
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        config=dataclasses.asdict(config),
+        model={
+            "name": config.model,
+            "options": config.model_options,
+            "input_shape": list(splits.train.image_shape),
+            "num_classes": splits.train.num_classes,
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
+        data={
+            "source": config.data,
+            "data_dir": config.data_dir,
+            "classes": list(splits.train.classes),
+            "split_seed": config.seed,
+            "sizes": {name: len(ds) for name, ds in splits.items()},
+            "fingerprints": {name: ds.fingerprint() for name, ds in splits.items()},
+            "origin": {name: ds.source for name, ds in splits.items()},
+        },
+        preprocessing=preprocessing.to_dict(),
+        environment=describe_environment(device),
+    )
+    history = fit(
+        model,
+        train=splits.train,
+        val=splits.val,
+        preprocessing=preprocessing,
+        optimizer=config.optimizer,
+        lr=config.lr,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        callbacks=[HistoryWriter(run.path), *callbacks],
+        device=device,
+        seed=config.seed,
+    )
+    run.save_weights(model)
+    metrics = {
+        name: loss_and_accuracy(model, ds, preprocessing=preprocessing, device=device)
+        for name, ds in splits.items()
+        if name != "train"
+    }
+    run.write_json(METRICS, metrics)
+    run.update_card(
+        status="finished",
+        train_seconds=round(sum(row["time"] for row in history), 2),
+        total_seconds=round(time.time() - started, 2),
+    )
+    return TrainResult(run=run, history=history, metrics=metrics)
