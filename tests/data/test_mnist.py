@@ -121,3 +121,10 @@ def test_mnist_download_rejects_tampered_content(tiny_mnist_dir, tmp_path, monke
     with pytest.raises(DownloadError, match=f"{name}: checksum mismatch"):
         mnist.download_idx_source(MNIST, tmp_path, mirrors=["https://mirror/"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train-images-idx3-ubyte.gz"]
+
+
+def test_fashion_mnist_reads_the_same_format_with_its_class_names(tiny_mnist_dir) -> None:
+    splits = load_dataset("fashion-mnist", data_dir=tiny_mnist_dir, val_size=0)
+    assert splits.val is None and len(splits.train) == 1200
+    assert splits.train.classes[0] == "T-shirt/top" and splits.train.classes[9] == "Ankle boot"
+    assert splits.test.ids[0] == "fashion-mnist:test/0"

@@ -74,16 +74,15 @@ def info_command(
     out.print(
         f"[bold]{name}[/]  {len(first.classes)} classes, images {first.image_shape} (C, H, W)"
     )
-    summary = Table("split", "samples", "shape", "dtype", "pixel min", "pixel max", "source")
+    summary = Table("split", "samples", "dtype", "pixel min", "pixel max", "pixel mean")
     for split, ds in parts:
         summary.add_row(
             split,
             f"{len(ds):,}",
-            "x".join(map(str, ds.images.shape)),
             str(ds.images.dtype).replace("torch.", ""),
             str(int(ds.images.min())),
             str(int(ds.images.max())),
-            ds.source,
+            f"{float(ds.images.float().mean()):.1f}",
         )
     out.print(summary)
     per_class = Table("class", *(split for split, _ in parts))
@@ -93,3 +92,5 @@ def info_command(
             f"{label} {cls}" if cls != str(label) else cls, *(f"{c[label]:,}" for c in counts)
         )
     out.print(per_class)
+    for split, ds in parts:
+        out.print(f"{split}: {ds.source}", soft_wrap=True)

@@ -97,6 +97,50 @@ MNIST = IdxSource(
 )
 
 
+FASHION_MNIST = IdxSource(
+    name="fashion-mnist",
+    classes=(
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ),
+    files={
+        "train-images": IdxFile(
+            "train-images-idx3-ubyte",
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        ),
+        "train-labels": IdxFile(
+            "train-labels-idx1-ubyte",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        ),
+        "test-images": IdxFile(
+            "t10k-images-idx3-ubyte",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        ),
+        "test-labels": IdxFile(
+            "t10k-labels-idx1-ubyte",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        ),
+    },
+    mirrors=(
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+        "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
+    ),
+    known_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
+    how_to_get=(
+        "on Debian/Ubuntu `sudo apt-get install dataset-fashion-mnist`; "
+        "elsewhere `cnnkit data download fashion-mnist`"
+    ),
+)
+
+
 def data_home() -> Path:
     """The user data cache: ``$CNNKIT_DATA`` or ``~/.cache/cnnkit``."""
     env = os.environ.get("CNNKIT_DATA")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cnnkit.data.dataset import Dataset, Splits
-from cnnkit.data.mnist import MNIST, IdxSource, candidate_dirs, load_idx_source
+from cnnkit.data.mnist import FASHION_MNIST, MNIST, IdxSource, candidate_dirs, load_idx_source
 from cnnkit.data.split import split_validation
 from cnnkit.errors import ConfigError
 
@@ -38,11 +38,17 @@ def _idx(source: IdxSource, description: str) -> Source:
     )
 
 
-IDX_SOURCES: dict[str, IdxSource] = {MNIST.name: MNIST}
+IDX_SOURCES: dict[str, IdxSource] = {s.name: s for s in (MNIST, FASHION_MNIST)}
 
 SOURCES: dict[str, Source] = {
     s.name: s
-    for s in (_idx(MNIST, "MNIST handwritten digits, 28x28 grey, 60,000 train / 10,000 test"),)
+    for s in (
+        _idx(MNIST, "MNIST handwritten digits, 28x28 grey, 60,000 train / 10,000 test"),
+        _idx(
+            FASHION_MNIST,
+            "Fashion-MNIST clothing, 28x28 grey, 10 classes, 60,000 train / 10,000 test",
+        ),
+    )
 }
 
 
