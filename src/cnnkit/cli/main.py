@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from cnnkit import __version__
-from cnnkit.cli import data, evaluate, models, train
+from cnnkit.cli import data, evaluate, models, recipes, train
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError
 
@@ -52,6 +52,7 @@ def _global(
 app.command("train")(train.train_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("models")(models.models_command)
+app.command("recipes")(recipes.recipes_command)
 app.command("datasets")(data.datasets_command)
 app.add_typer(data.app, name="data")
 

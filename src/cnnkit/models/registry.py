@@ -18,7 +18,7 @@ from torch import nn
 
 from cnnkit.errors import ModelError
 
-ZOO_MODULES = ("cnnkit.models.zoo.lenet",)
+ZOO_MODULES = ("cnnkit.models.zoo.lenet", "cnnkit.models.zoo.fast")
 
 Builder = Callable[..., nn.Module]
 
