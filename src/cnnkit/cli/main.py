@@ -60,7 +60,11 @@ app.add_typer(data.app, name="data")
 def main() -> None:
     """Entry point: run the app; cnnkit errors become one red message and exit code 1."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into exit code 130 and returns it here
+            err.print("[yellow]interrupted[/]")
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CnnkitError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)

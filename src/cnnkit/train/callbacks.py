@@ -450,7 +450,8 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self) -> None:
         if self.monitor is not None:
             self.monitor.check(self.state, "ModelCheckpoint")
-            self.state.summary.setdefault("monitor", self.monitor.name)
+            if self.state.summary.get("monitor") is None:  # EarlyStopping's monitor wins
+                self.state.summary["monitor"] = self.monitor.name
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         if not all(math.isfinite(v) for v in logs.values()) or not _model_is_finite(

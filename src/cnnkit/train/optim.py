@@ -44,6 +44,11 @@ def make_optimizer(
         raise ConfigError(
             f"momentum and weight decay must be >= 0, got {momentum} and {weight_decay}"
         )
+    if momentum and name in ("adam", "adamw"):
+        raise ConfigError(
+            f"{name} has no momentum setting (its betas play that part); drop --momentum "
+            "or use --optimizer sgd / rmsprop"
+        )
     if nesterov and (name != "sgd" or momentum == 0):
         raise ConfigError("nesterov needs the sgd optimizer and a momentum > 0 (--momentum 0.9)")
     params = [p for p in params if p.requires_grad]
