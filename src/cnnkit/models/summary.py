@@ -48,6 +48,14 @@ _KERAS_NAMES = {
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _POOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 _NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_ADAPTIVE = (
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+)
 
 
 @dataclass(frozen=True)
@@ -325,6 +333,8 @@ def _propagate(
         return field
     if output is not None and output.dim() < 2 + spatial:
         return GLOBAL  # flattened, densely connected or globally pooled
+    if isinstance(module, _ADAPTIVE) and output is not None and output[0, 0].numel() == 1:
+        return GLOBAL
     size, jump = list(field[0]), list(field[1])
     for sub in module.modules():
         if isinstance(sub, _CONV):
