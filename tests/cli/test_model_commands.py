@@ -72,12 +72,14 @@ def test_conv_shows_each_window() -> None:
     assert "4 more windows" in pooled and "Max pooling" in pooled
 
 
-def test_train_a_yaml_model_then_evaluate_it(tiny_mnist_dir, tmp_path) -> None:
+def test_train_a_yaml_graph_model_then_evaluate_it(tiny_mnist_dir, tmp_path) -> None:
     spec = tmp_path / "my_net.yaml"
     spec.write_text(
         "layers:\n"
-        "  - Conv2D: {filters: 8, kernel_size: 3, strides: 2, activation: relu}\n"
+        "  - Conv2D: {filters: 8, kernel_size: 3, strides: 2, padding: same, name: a}\n"
         "  - BatchNormalization\n"
+        "  - Conv2D: {filters: 8, kernel_size: 1, strides: 2, inputs: [input], name: b}\n"
+        "  - Add: {inputs: [batch_normalization, b]}\n"
         "  - Flatten\n"
         "  - Dense: {units: num_classes}\n"
     )

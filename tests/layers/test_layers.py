@@ -138,6 +138,7 @@ def test_add_and_concatenate() -> None:
     add = Add()
     assert add.build((3, 4, 4), (3, 4, 4)) == (3, 4, 4)
     torch.testing.assert_close(add(a, b), a + b)
+    torch.testing.assert_close(Add()([a, b]), a + b)  # eager call with a list, as in Keras
     cat = Concatenate()
     assert cat.build((3, 4, 4), (5, 4, 4)) == (8, 4, 4)
     assert cat(a, torch.randn(2, 5, 4, 4)).shape == (2, 8, 4, 4)

@@ -188,9 +188,9 @@ class Layer(nn.Module):
         if inputs and all(isinstance(a, SymbolicTensor) for a in inputs):
             return self._call_symbolic(tuple(inputs))
         if not self.built:  # called eagerly, as Keras allows: build for these tensors
-            self.build(*(tuple(t.shape[1:]) for t in args))
-            self.to(args[0].device)
-        return super().__call__(*args, **kwargs)
+            self.build(*(tuple(t.shape[1:]) for t in inputs))
+            self.to(inputs[0].device)
+        return super().__call__(*inputs, **kwargs)
 
     def _call_symbolic(self, inputs: tuple[SymbolicTensor, ...]) -> SymbolicTensor:
         if self.symbolic_output is not None:

@@ -88,7 +88,7 @@ class Model(Classifier):
         if not isinstance(source.layer, InputLayer):
             raise ModelError("Model(inputs, ...) takes the tensor Input(...) returned")
         layers = _trace(source, output)
-        _assign_names([source.layer, *layers])
+        assign_names([source.layer, *layers])
         nodes = [(layer, _input_names(layer)) for layer in layers]
         self._set_graph(source.layer.name or "input", source.shape, nodes)
 
@@ -244,7 +244,7 @@ class Sequential(Model):
 
     def _refresh(self) -> None:
         source = None if self._source is None else self._source.layer
-        _assign_names([source, *self._chain] if source is not None else self._chain)
+        assign_names([source, *self._chain] if source is not None else self._chain)
         previous = self._source
         for layer in self._chain:
             if previous is None:
@@ -296,8 +296,12 @@ def _input_names(layer: Layer) -> tuple[str, ...]:
     return tuple(str(t.layer.name) for t in inputs)
 
 
-def _assign_names(layers: Sequence[Layer]) -> None:
-    """Keras's default names for unnamed layers; explicit names must be unique."""
+def assign_names(layers: Sequence[Layer]) -> None:
+    """Give unnamed layers Keras's default names (``conv2d``, ``conv2d_1``, ...) in order.
+
+    Raises:
+        ModelError: two layers have the same explicit name.
+    """
     used: set[str] = set()
     for layer in layers:
         if layer.name is not None:

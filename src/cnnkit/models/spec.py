@@ -35,6 +35,7 @@ from cnnkit.atomic import atomic_open
 from cnnkit.errors import ModelError
 from cnnkit.layers import LAYERS, Input, Layer, Model, Sequential, SymbolicTensor
 from cnnkit.layers.base import InputLayer
+from cnnkit.layers.model import assign_names
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
 SPEC_KEYS = ("name", "init", "input_shape", "layers")
@@ -317,10 +318,13 @@ def _functional(
             "with Input: {shape: [C, H, W]} or give --input-shape"
         )
     source_tensor = Input(shape, name=input_name)
+    layers = [
+        _make_layer(index, kind, args, kwargs, source) for index, kind, args, kwargs in parsed
+    ]
+    assign_names([source_tensor.layer, *layers])  # so that `inputs` may use default names
     tensors: dict[str, SymbolicTensor] = {input_name: source_tensor}
     previous = source_tensor
-    for index, kind, args, kwargs in parsed:
-        layer = _make_layer(index, kind, args, kwargs, source)
+    for layer, (index, kind, _, kwargs) in zip(layers, parsed, strict=True):
         wanted = kwargs.get("inputs")
         if wanted is None:
             inputs = [previous]
@@ -334,8 +338,7 @@ def _functional(
                 )
             inputs = [tensors[n] for n in names]
         previous = layer(inputs)
-        if layer.name is not None:
-            tensors[layer.name] = previous
+        tensors[str(layer.name)] = previous
     return Model(source_tensor, previous, name=name)
 
 
