@@ -30,6 +30,7 @@ def test_lenet_reads_like_kerass_summary() -> None:
     assert rows["conv2d"].counted_as == "4·4·1·32 + 32" and rows["conv2d"].params == 544
     assert rows["conv2d"].output_shape == (32, 28, 28)
     assert rows["dense"].counted_as == "3136·1024 + 1024"
+    assert result.layers[-1].name == "dense_1"  # the head, named as Keras names it
     assert rows["conv2d"].mult_adds == 28 * 28 * 32 * 4 * 4 * 1
     assert rows["conv2d"].activation_bytes == 32 * 28 * 28 * 4
     # receptive fields: 4, then +1 for the 2x2 pool, +3*2 for the next conv, +1*2 for its pool

@@ -26,6 +26,7 @@ from torch import nn
 
 from cnnkit.errors import ModelError
 from cnnkit.layers.base import Layer
+from cnnkit.layers.model import Model
 
 LAYOUTS = ("nchw", "nhwc")
 GLOBAL = "all"  # receptive field of a cell that sees the whole input
@@ -218,10 +219,16 @@ Row = tuple[str, nn.Module, bool]  # name, module, counts only its own (not chil
 
 
 def _rows(model: nn.Module) -> Iterator[Row]:
+    known: dict[int, str] = {}
+    output = model.output_layer if isinstance(model, Model) else None
+    if isinstance(output, Layer) and output.name and isinstance(model.head, nn.Linear):
+        known[id(model.head)] = output.name  # the head is the output Dense layer's weights
+
     def visit(path: str, module: nn.Module) -> Iterator[Row]:
         children = list(module.named_children())
         if isinstance(module, Layer) or not children:
             name = module.name if isinstance(module, Layer) and module.name else path
+            name = known.get(id(module), name)
             yield (name or type(module).__name__.lower(), module, False)
             return
         if any(True for _ in _own_state(module, recurse=False)):
