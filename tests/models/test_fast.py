@@ -33,7 +33,9 @@ def test_test_time_flip_averages_over_the_mirror_in_eval_mode_only() -> None:
 
 
 def test_too_small_inputs_and_bad_widths_are_rejected() -> None:
-    with pytest.raises(ModelError, match="needs images of at least 8x8, got 6x6"):
+    with pytest.raises(
+        ModelError, match="fastnet_tiny pools 3 times and needs images of at least 8x8"
+    ):
         build_model("fastnet_tiny", input_shape=(1, 6, 6))
     with pytest.raises(ModelError, match="width must be >= 1"):
         build_model("fastnet", width=0)

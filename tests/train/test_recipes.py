@@ -71,6 +71,7 @@ def test_the_fast_recipe_trains_end_to_end(tiny_mnist_dir, tmp_path) -> None:
             "mnist-best",
             data_dir=str(tiny_mnist_dir),
             epochs=1,
+            batch_size=32,  # 38 steps: enough for the one-cycle schedule to get somewhere
             device="cpu",
             runs_dir=str(tmp_path),
         )
@@ -81,5 +82,5 @@ def test_the_fast_recipe_trains_end_to_end(tiny_mnist_dir, tmp_path) -> None:
     training = card["training"]
     assert training["precision"] in ("fp32", "bf16") and training["interrupted"] is False
     assert training["epochs_run"] == 1 and training["monitor"] == "loss"
-    assert result.metrics["test"]["accuracy"] > 0.3
+    assert result.metrics["test"]["accuracy"] > 0.6
     assert torch.isfinite(torch.tensor(result.history[0]["loss"]))

@@ -115,10 +115,8 @@ def test_job_k_epochs_then_resume_equals_n_epochs(tiny_mnist_dir, tmp_path) -> N
     assert [row["epoch"] for row in resumed.history] == [1, 2]
     assert resumed.history[-1]["val_loss"] == straight.history[-1]["val_loss"]
     card = resumed.run.card
-    assert (
-        card["config"]["epochs"] == 3
-        and card["training"]["lr_reductions"] == (straight.training["lr_reductions"])
-    )
+    assert card["config"]["epochs"] == 2
+    assert card["training"]["lr_reductions"] == straight.training["lr_reductions"]
     with pytest.raises(ConfigError, match="already trained 2 of 2 epochs"):
         resume_training(first.run.path)
 

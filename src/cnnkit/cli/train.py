@@ -51,7 +51,11 @@ def train_command(
         None, "--data-dir", help="Read the data source's files from this folder only."
     ),
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Model name (see `cnnkit models`) [default: lenet]."
+        None,
+        "--model",
+        "-m",
+        help="Model name (see `cnnkit models`) or a model spec file (.yaml/.yml/.json) "
+        "[default: lenet].",
     ),
     model_option: list[str] = typer.Option(
         [], "--model-option", "-o", help="Model option key=value, e.g. init=normal (repeatable)."

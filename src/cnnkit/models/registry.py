@@ -18,7 +18,12 @@ from torch import nn
 
 from cnnkit.errors import ModelError
 
-ZOO_MODULES = ("cnnkit.models.zoo.lenet", "cnnkit.models.zoo.fast")
+ZOO_MODULES = (
+    "cnnkit.models.zoo.lenet",
+    "cnnkit.models.zoo.textbook",
+    "cnnkit.models.zoo.resnet",
+    "cnnkit.models.zoo.fast",
+)
 
 Builder = Callable[..., nn.Module]
 
@@ -88,7 +93,7 @@ def get_model_entry(name: str) -> ModelEntry:
 def build_model(
     name: str,
     *,
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
     num_classes: int = 10,
     **kwargs: Any,
 ) -> nn.Module:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
@@ -22,7 +23,7 @@ from cnnkit.data.sources import load_dataset
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, RunError, TrainingError, TrainingInterrupted
 from cnnkit.inference import loss_and_accuracy
-from cnnkit.models.registry import build_model
+from cnnkit.models.spec import describe_model, rebuild_model, resolve_model
 from cnnkit.run import METRICS, Run, default_run_name, describe_environment
 from cnnkit.train.augment import make_augment
 from cnnkit.train.callbacks import (
@@ -54,7 +55,8 @@ class TrainConfig:
         data_dir: read the source's files from this folder only.
         val_size: validation samples held out of train (count or fraction; None = source
             default, 0 = none).
-        model: registry name (``cnnkit models``).
+        model: registry name (``cnnkit models``), a model spec file (``.yaml``/``.json``), a
+            spec mapping, or a ``cnnkit.layers.Model`` built in Python (trained in place).
         model_options: extra options for the model builder (e.g. ``{"init": "normal"}``).
         epochs: passes over the training split.
         batch_size: samples per optimizer step.
@@ -82,7 +84,7 @@ class TrainConfig:
     data: str = "mnist"
     data_dir: str | None = None
     val_size: int | float | None = None
-    model: str = "lenet"
+    model: str | Mapping[str, Any] | nn.Module = "lenet"
     model_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 100
@@ -145,10 +147,10 @@ class TrainResult:
     is_main: bool = True
 
 
-def _create_run(config: TrainConfig) -> Run:
+def _create_run(config: TrainConfig, model_label: str) -> Run:
     if config.name:
         return Run.create(config.runs_dir, config.name)
-    base = default_run_name(config.model, config.data)
+    base = default_run_name(model_label, config.data)
     for attempt in range(1, 100):
         try:
             return Run.create(config.runs_dir, base if attempt == 1 else f"{base}-{attempt}")
@@ -157,13 +159,13 @@ def _create_run(config: TrainConfig) -> Run:
     raise RunError(f"could not find a free run name under {config.runs_dir}")
 
 
-def _shared_run(config: TrainConfig, context: DistributedContext | None) -> Run:
+def _shared_run(config: TrainConfig, label: str, context: DistributedContext | None) -> Run:
     """Rank 0 creates the run directory; under torchrun the others learn its path."""
     if context is None:
-        return _create_run(config)
+        return _create_run(config, label)
     import torch.distributed as dist
 
-    run = _create_run(config) if context.is_main else None
+    run = _create_run(config, label) if context.is_main else None
     path = [str(run.path) if run is not None else ""]
     dist.broadcast_object_list(path, src=0)
     return run if run is not None else Run(path[0])
@@ -261,18 +263,34 @@ def _train(
         preprocessing = Preprocessing.from_dataset(splits.train)
         # the initial weights are a function of the seed; each process drops out differently
         torch.manual_seed(config.seed + (context.rank if context else 0))
-        model = build_model(
-            config.model,
-            input_shape=splits.train.image_shape,
-            num_classes=splits.train.num_classes,
-            **config.model_options,
-        )
+        if run is None:  # a registry name, a spec or a layers.Model
+            model, model_record = resolve_model(
+                config.model,
+                input_shape=splits.train.image_shape,
+                num_classes=splits.train.num_classes,
+                options=config.model_options,
+            )
+        else:  # resuming: the model the run recorded (its weights come from the checkpoint)
+            model, model_record = rebuild_model(run.card["model"]), run.card["model"]
         augment = make_augment(config.augment)
         is_main = context is None or context.is_main
         if run is None:
-            run = _shared_run(config, context)
+            label = describe_model(config.model)
+            if not isinstance(config.model, str):
+                config = dataclasses.replace(config, model=label)
+            run = _shared_run(config, label, context)
             if is_main:
-                _write_card(run, config, splits, model, preprocessing, device, started, context)
+                _write_card(
+                    run,
+                    config,
+                    splits,
+                    model,
+                    model_record,
+                    preprocessing,
+                    device,
+                    started,
+                    context,
+                )
                 run.update_card(
                     training={"precision": resolve_precision(config.precision, device).name}
                 )
@@ -348,6 +366,7 @@ def _write_card(
     config: TrainConfig,
     splits: Splits,
     model: torch.nn.Module,
+    model_record: dict[str, Any],
     preprocessing: Preprocessing,
     device: torch.device,
     started: float,
@@ -361,13 +380,7 @@ def _write_card(
         status="training",
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         config=dataclasses.asdict(config),
-        model={
-            "name": config.model,
-            "options": config.model_options,
-            "input_shape": list(splits.train.image_shape),
-            "num_classes": splits.train.num_classes,
-            "parameters": sum(p.numel() for p in model.parameters()),
-        },
+        model={**model_record, "parameters": sum(p.numel() for p in model.parameters())},
         data={
             "source": config.data,
             "data_dir": config.data_dir,

@@ -94,6 +94,7 @@ _RECIPES = (
             "data": "cifar10",
             "val_size": 0,
             "model": "fastnet_cifar",
+            "model_options": {"tta_flip": True},
             "epochs": 10,
             "batch_size": 512,
             "optimizer": "sgd",
@@ -133,7 +134,7 @@ _RECIPES = (
         {
             "data": "cifar10",
             "model": "lenet_dropout",
-            "model_options": {"rate": 0.2},
+            "model_options": {"dropout": 0.2},
             "epochs": 10,
             "batch_size": 100,
             "lr": 0.001,
