@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from cnnkit import __version__
-from cnnkit.cli import data, evaluate, models, train
+from cnnkit.cli import compare, data, evaluate, featuremaps, filters, gradcam, models, report, train
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError
 
@@ -51,6 +51,11 @@ def _global(
 
 app.command("train")(train.train_command)
 app.command("evaluate")(evaluate.evaluate_command)
+app.command("report")(report.report_command)
+app.command("compare")(compare.compare_command)
+app.command("filters")(filters.filters_command)
+app.command("featuremaps")(featuremaps.featuremaps_command)
+app.command("gradcam")(gradcam.gradcam_command)
 app.command("models")(models.models_command)
 app.command("datasets")(data.datasets_command)
 app.add_typer(data.app, name="data")
