@@ -17,8 +17,7 @@ def compare_command(
 ) -> None:
     """Put runs side by side: model, recipe, training time and their measured metrics.
 
-    Metrics come from each run's metrics.json; `cnnkit evaluate RUN` fills in balanced
-    accuracy and BER for runs that lack them.
+    Metrics come from each run's metrics.json; cnnkit evaluate RUN adds BER where missing.
     """
     from rich.table import Table
 

@@ -38,10 +38,9 @@ def evaluate_command(
 ) -> None:
     """Rebuild a run's model from its directory and print the textbook's metrics.
 
-    Prints accuracy, loss, top-k accuracy, the classification report, the confusion matrix,
-    balanced accuracy, the balanced error rate (BER) and the most-confused class pairs;
-    writes metrics.json and predictions.csv (one row per sample: id or file, true class,
-    predicted class, loss, probabilities).
+    Prints accuracy, loss, top-k, the classification report and the confusion matrix.
+    Then balanced accuracy, the balanced error rate (BER) and the most-confused class pairs.
+    Writes metrics.json and predictions.csv (id or file, true, predicted, probabilities).
     """
     from cnnkit.evaluate.evaluation import evaluate_split, save_evaluation
 

@@ -24,8 +24,7 @@ def featuremaps_command(
 ) -> None:
     """Draw the feature maps of one convolution layer for one image.
 
-    The image is converted to the run's input shape (grey or RGB, resized) and normalised
-    as in training.
+    The image is converted to the run's input shape (grey or RGB, resized) as in training.
     """
     from cnnkit.devices import resolve_device
     from cnnkit.evaluate import plots

@@ -20,8 +20,7 @@ def filters_command(
 ) -> None:
     """Draw the filters of the first (or a chosen) convolution, each min-max scaled, in a grid.
 
-    When the run recorded filters during training (`cnnkit train --record-filters`), also
-    draws them epoch by epoch (plots/filter_epochs.png).
+    Filters recorded during training (cnnkit train --record-filters) are drawn epoch by epoch.
     """
     from cnnkit.evaluate import plots
     from cnnkit.evaluate.filters import filter_weights, recorded_filters

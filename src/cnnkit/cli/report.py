@@ -25,8 +25,12 @@ def report_command(
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
 ) -> None:
-    """Evaluate a run and write report.html: run card, curves, metrics, confusion matrix,
-    most-confused pairs, top losses, Grad-CAM and filters, with every picture embedded."""
+    """Evaluate a run and write one self-contained HTML report.
+
+    Run card, curves, metrics, confusion matrix, confused pairs, top losses, Grad-CAM, filters.
+    Every picture is embedded: no network is needed to view it.
+    The PNGs are kept in plots/, beside metrics.json and predictions.csv.
+    """
     from cnnkit.evaluate.report import write_report
 
     path = write_report(

@@ -563,8 +563,7 @@ def plot_feature_maps(
     _show_image(left, image)
     left.set_title("input", fontsize=9)
     right = figure.add_subplot(grid[0, 1])
-    cmap = colormaps["viridis"].copy()
-    cmap.set_bad("white")
+    cmap = colormaps["viridis"].with_extremes(bad="white")
     right.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
     right.axis("off")
     more = f" (first {count} of {maps.shape[0]})" if maps.shape[0] > count else ""
