@@ -207,3 +207,16 @@ def test_filter_recorder_saves_the_chosen_epochs(tmp_path) -> None:
         "epoch-002.npy",
     ]
     assert recorded_filters(tmp_path / "elsewhere") == []
+
+
+def test_filter_recorder_refuses_a_model_without_convolution(tmp_path) -> None:
+    data = Dataset.from_numpy(np.zeros((4, 12, 12), dtype=np.uint8), [0, 1, 2, 0], "abc")
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(144, 3))
+    with pytest.raises(ModelError, match="has no Conv1d/Conv2d/Conv3d layer"):
+        fit(
+            mlp,
+            train=data,
+            preprocessing=IDENTITY_PRE,
+            epochs=1,
+            callbacks=[FilterRecorder(tmp_path, [1])],
+        )

@@ -77,6 +77,7 @@ def print_metrics(metrics: Mapping[str, Any]) -> None:
     )
 
     report = metrics["report"]
+    out.print()
     table = Table(title="classification report", title_justify="left", box=None)
     for column in ("class", "precision", "recall", "f1-score", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
@@ -96,6 +97,7 @@ def print_metrics(metrics: Mapping[str, Any]) -> None:
 
     classes = metrics["classes"]
     matrix = metrics["confusion_matrix"]
+    out.print()
     if len(classes) <= MATRIX_PRINT_MAX:
         grid = Table(
             title="confusion matrix (rows: true class, columns: predicted)",
@@ -120,6 +122,7 @@ def print_metrics(metrics: Mapping[str, Any]) -> None:
         )
 
     pairs = metrics["most_confused"]
+    out.print()
     if pairs:
         confused = Table(title="most-confused pairs", title_justify="left", box=None)
         for column in ("true", "predicted as", "count", "share of true class"):

@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from cnnkit.data.dataset import Dataset
 from cnnkit.devices import resolve_device
 from cnnkit.errors import DataError, RunError
@@ -31,6 +34,8 @@ class Evaluation:
         predictions: logits, labels and sample ids.
         metrics: :func:`~cnnkit.evaluate.metrics.compute_metrics`'s dict plus ``split`` and
             ``data`` (where the images came from).
+        model: the run's model, rebuilt from its directory (eval mode).
+        device: where the model lives.
     """
 
     run: Run
@@ -38,6 +43,8 @@ class Evaluation:
     dataset: Dataset
     predictions: Predictions
     metrics: dict[str, Any]
+    model: nn.Module
+    device: torch.device
 
 
 def evaluate_split(
@@ -77,7 +84,7 @@ def evaluate_split(
     metrics["split"] = split
     metrics["data"] = dataset.source
     log.info("evaluated %s on %d %s samples", run.path, len(dataset), split)
-    return Evaluation(run, split, dataset, predictions, metrics)
+    return Evaluation(run, split, dataset, predictions, metrics, model, torch_device)
 
 
 def evaluate_run(

@@ -83,6 +83,7 @@ class FilterRecorder(Callback):
         self.epochs = frozenset(int(e) for e in epochs)
 
     def on_train_begin(self) -> None:
+        filter_weights(self.state.model)  # a model without convolution fails now, not later
         if 0 in self.epochs:
             self._save(0)
 

@@ -605,11 +605,8 @@ def plot_gradcam(
             overlay.axis("off")
             continue
         _show_image(plain, images[k])
-        grey = images[k].astype(np.float64).mean(axis=0)
-        overlay.imshow(grey, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        _show_image(overlay, images[k])
         overlay.imshow(heatmaps[k], cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="bilinear")
-        overlay.set_xticks([])
-        overlay.set_yticks([])
         plain.set_title(captions[k], fontsize=7.5, loc="left")
     figure.suptitle(title or f"Grad-CAM at {layer} (red: evidence for the class)", fontsize=10)
     return figure

@@ -26,7 +26,7 @@ from cnnkit.evaluate import plots
 from cnnkit.evaluate.evaluation import Evaluation, evaluate_split, save_evaluation
 from cnnkit.evaluate.filters import filter_weights, recorded_filters
 from cnnkit.evaluate.gradcam import grad_cam
-from cnnkit.run import HISTORY, Run
+from cnnkit.run import HISTORY, METRICS, Run
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ def draw_pictures(
     evaluation: Evaluation,
     folder: str | os.PathLike[str],
     *,
-    device: str = "auto",
     top_losses: int = TOP_LOSSES,
     gradcam_samples: int = GRADCAM_SAMPLES,
 ) -> dict[str, Path]:
@@ -60,8 +59,6 @@ def draw_pictures(
         ``top_losses``, ``gradcam``, ``filters``, ``filter_epochs``. A picture the run
         cannot give (no history, no convolution layer) is left out and logged.
     """
-    from cnnkit.devices import resolve_device
-
     run = evaluation.run
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -101,15 +98,14 @@ def draw_pictures(
             title=f"the {len(worst)} {evaluation.split} samples with the highest loss",
         ),
     )
-    torch_device = resolve_device(device)
-    model = run.load_model(torch_device)
+    model = evaluation.model
     try:
         explained = worst[:gradcam_samples]
         cam = grad_cam(
             model,
             evaluation.dataset.images[explained],
             preprocessing=run.preprocessing,
-            device=torch_device,
+            device=evaluation.device,
         )
         captions = [
             f"{plots.shorten_id(predictions.ids[i], 22)}\n"
@@ -166,9 +162,8 @@ def write_report(
     target = Path(out) if out is not None else run.path / REPORT
     evaluation = evaluate_split(run, split=split, data=data, data_dir=data_dir, device=device)
     save_evaluation(evaluation, target.parent)
-    pictures = draw_pictures(evaluation, target.parent / PLOTS_DIR, device=device)
-    model = run.load_model("cpu")
-    page = render_report(evaluation, pictures, model=model, history=read_history(run))
+    pictures = draw_pictures(evaluation, target.parent / PLOTS_DIR)
+    page = render_report(evaluation, pictures, history=read_history(run))
     with atomic_open(target, "w") as handle:
         handle.write(page)
     log.info("report written to %s", target)
@@ -203,6 +198,7 @@ th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:left;
 th { background:var(--band); font-weight:600; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
 tr.low td { background:#fff1f0; }
+tr.diff td { font-weight:600; }
 table.kv { width:100%; }
 table.kv th { width:210px; background:none; color:var(--muted); font-weight:500; }
 .cols { display:grid; grid-template-columns:repeat(auto-fit,minmax(330px,1fr)); gap:4px 28px; }
@@ -472,7 +468,6 @@ def render_report(
     evaluation: Evaluation,
     pictures: Mapping[str, Path],
     *,
-    model: nn.Module,
     history: Sequence[Mapping[str, float]],
 ) -> str:
     """The report page as one HTML string (pictures read from ``pictures`` and embedded)."""
@@ -521,7 +516,7 @@ def render_report(
         f"{_e(metrics['split'])} split, {metrics['samples']:,} samples</p>"
         f'<div class="tiles">{tiles}</div></header>'
         f"<nav>{nav}</nav><main>"
-        + _run_card(card, model, evaluation)
+        + _run_card(card, evaluation.model, evaluation)
         + '<section id="curves"><h2>Training curves</h2>'
         + '<p class="note">Solid: training, dashed: validation. Marked: the best epoch, '
         "learning-rate reductions and early stopping.</p>"
@@ -586,7 +581,7 @@ def summarize_run(run: Run) -> dict[str, Any]:
     card = run.card
     config = card.get("config", {})
     history = read_history(run)
-    metrics = run.read_json("metrics.json") if (run.path / "metrics.json").is_file() else {}
+    metrics = run.read_json(METRICS) if (run.path / METRICS).is_file() else {}
     measured = metrics.get("test") or metrics.get("val") or {}
     val = [row["val_accuracy"] for row in history if "val_accuracy" in row]
     return {
@@ -632,7 +627,13 @@ def write_comparison(
         f"<header><h1>Comparing {len(opened)} runs</h1>"
         f"<p>{_e(', '.join(str(r.path) for r in opened))}</p></header><main>"
         '<section id="comparison"><h2>Side by side</h2>'
-        + _table(header, table, numeric=[False, *([True] * len(summaries))])
+        + _table(
+            header,
+            table,
+            numeric=[False, *([True] * len(summaries))],
+            row_class=["diff" if len(set(row[1:])) > 1 else "" for row in table],
+        )
+        + '<p class="note">Bold: what differs between the runs.</p>'
         + "</section>"
         + '<section id="curves"><h2>Validation curves</h2>'
         + _image(picture, "validation curves of the runs")
