@@ -55,3 +55,15 @@ def tiny_mnist_dir(tmp_path_factory, mnist_parts) -> Path:
         write_idx(folder / names[0], part.images[:count, 0].numpy())
         write_idx(folder / names[1], part.labels[:count].numpy().astype(np.uint8))
     return folder
+
+
+@pytest.fixture
+def single_thread():
+    """Run torch on one thread: tiny models gain nothing from more, and on a loaded machine
+    OpenMP's waiting between threads makes each small op up to 50x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

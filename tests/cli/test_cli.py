@@ -39,6 +39,8 @@ def test_help_describes_every_command() -> None:
         "featuremaps",
         "gradcam",
         "models",
+        "summary",
+        "conv",
         "datasets",
         "data",
     ):

@@ -143,7 +143,9 @@ def test_interpretation_commands_write_their_pictures(trained, tiny_mnist_dir, t
     done = runner.invoke(app, ["featuremaps", run, str(tmp_path / "seven.png"), "--device", "cpu"])
     assert done.exit_code == 0, done.output
     assert "64 maps of 14x14" in done.output
-    assert (trained.path / "plots" / "featuremaps-seven-features.5_ReLU.png").is_file()
+    assert (
+        trained.path / "plots" / "featuremaps-seven-features.layers.conv2d_1.conv_ReLU.png"
+    ).is_file()
     done = runner.invoke(
         app,
         [
@@ -162,9 +164,21 @@ def test_interpretation_commands_write_their_pictures(trained, tiny_mnist_dir, t
     assert done.exit_code == 0, done.output
     assert done.output.count("explains 3") == 2 and (tmp_path / "g.png").is_file()
     wrong = runner.invoke(app, ["gradcam", run, str(tmp_path / "seven.png"), "--layer", "nope"])
-    assert isinstance(wrong.exception, ModelError) and "features.1, features.5" in str(
-        wrong.exception
-    )
+    assert isinstance(wrong.exception, ModelError)
+    assert "are: features.layers.conv2d.conv, features.layers.conv2d_1.conv" in str(wrong.exception)
+    done = runner.invoke(
+        app,
+        [
+            "featuremaps",
+            run,
+            str(tmp_path / "seven.png"),
+            "--layer",
+            "conv2d",
+            "--out",
+            str(tmp_path / "first.png"),
+        ],
+    )  # a layer's own name is enough; its output is read after its activation
+    assert done.exit_code == 0 and "features.layers.conv2d: 32 maps of 28x28" in done.output
     wrong = runner.invoke(app, ["gradcam", run, str(tmp_path / "seven.png"), "--class", "cat"])
     assert "neither a class name nor an index" in str(wrong.exception)
 

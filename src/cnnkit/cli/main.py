@@ -12,7 +12,19 @@ import typer
 from rich.markup import escape
 
 from cnnkit import __version__
-from cnnkit.cli import compare, data, evaluate, featuremaps, filters, gradcam, models, report, train
+from cnnkit.cli import (
+    compare,
+    conv,
+    data,
+    evaluate,
+    featuremaps,
+    filters,
+    gradcam,
+    models,
+    report,
+    summary,
+    train,
+)
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError
 
@@ -57,6 +69,8 @@ app.command("filters")(filters.filters_command)
 app.command("featuremaps")(featuremaps.featuremaps_command)
 app.command("gradcam")(gradcam.gradcam_command)
 app.command("models")(models.models_command)
+app.command("summary")(summary.summary_command)
+app.command("conv")(conv.conv_command)
 app.command("datasets")(data.datasets_command)
 app.add_typer(data.app, name="data")
 

@@ -110,7 +110,8 @@ def find_layer(
 
     Args:
         model: any ``nn.Module``.
-        name: a module name as ``model.named_modules()`` gives it (e.g. ``features.5``).
+        name: a module name as ``model.named_modules()`` gives it (``features.5``), or its
+            last part when that is unique (``conv2d_1`` for ``features.layers.conv2d_1``).
         example: a model input ``(N, C, H, W)``.
 
     Raises:
@@ -118,6 +119,10 @@ def find_layer(
     """
     convs = conv_layers(model)
     modules = dict(model.named_modules())
+    if name is not None and name not in modules:
+        # a layer's own name (``conv2d_1``) stands for its path (``features.layers.conv2d_1``)
+        ends = [path for path in modules if path.endswith("." + name)]
+        name = ends[0] if len(ends) == 1 else name
     if name is not None and (name not in modules or not name):
         names = ", ".join(n for n, _ in convs) or "none"
         raise ModelError(

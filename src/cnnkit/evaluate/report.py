@@ -278,29 +278,45 @@ def _short(value: Any) -> Any:
     return value
 
 
-def parameter_table(model: nn.Module) -> tuple[list[tuple[str, str, int, int]], int, int]:
-    """Per-module parameters: ``(name, type, parameters, trainable)`` for each module that
-    holds parameters itself, and the totals (all, trainable)."""
-    rows = []
-    for name, module in model.named_modules():
-        own = list(module.parameters(recurse=False))
-        if own:
-            count = sum(p.numel() for p in own)
-            trainable = sum(p.numel() for p in own if p.requires_grad)
-            rows.append((name or "(model)", type(module).__name__, count, trainable))
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return rows, total, trainable
+def _model_section(card: Mapping[str, Any], model: nn.Module, input_shape: Sequence[int]) -> str:
+    from cnnkit.models.summary import summary
 
-
-def _model_section(card: Mapping[str, Any], model: nn.Module) -> str:
     record = card.get("model", {})
-    rows, total, trainable = parameter_table(model)
-    summary = _table(
-        ["layer", "type", "parameters", "trainable"],
-        [(name, kind, f"{n:,}", f"{t:,}") for name, kind, n, t in rows],
-        numeric=[False, False, True, True],
-    )
+    try:
+        table = summary(model, input_shape)
+    except CnnkitError as exc:
+        log.warning("no model summary in the report: %s", exc)
+        layers = f'<p class="note">(no summary: {_e(exc)})</p>'
+        totals = None
+    else:
+        layers = _table(
+            [
+                "layer (type)",
+                "output shape",
+                "parameters",
+                "counted as",
+                "receptive field",
+                "mult-adds",
+            ],
+            [
+                (
+                    f"{row.name} ({row.type})",
+                    table.shape_text(row.output_shape),
+                    f"{row.params:,}",
+                    row.counted_as,
+                    "x".join(map(str, row.receptive_field))
+                    if isinstance(row.receptive_field, tuple)
+                    else (row.receptive_field or ""),
+                    f"{row.mult_adds:,}" if row.mult_adds else "",
+                )
+                for row in table.layers
+            ],
+            numeric=[False, False, True, False, True, True],
+        )
+        totals = (
+            f"{table.total_params:,} ({table.trainable_params:,} trainable, "
+            f"{table.non_trainable_params:,} non-trainable)"
+        )
     return (
         "<h3>Model</h3>"
         + _kv(
@@ -309,10 +325,10 @@ def _model_section(card: Mapping[str, Any], model: nn.Module) -> str:
                 ("options", _short(record.get("options", {}))),
                 ("input shape (C, H, W)", _short(record.get("input_shape"))),
                 ("classes", record.get("num_classes")),
-                ("parameters", f"{total:,} ({trainable:,} trainable)"),
+                ("parameters", totals or f"{record.get('parameters', 0):,}"),
             ]
         )
-        + f"<details><summary>parameters per layer</summary>{summary}</details>"
+        + f"<details><summary>model summary, layer by layer</summary>{layers}</details>"
     )
 
 
@@ -365,7 +381,7 @@ def _run_card(card: Mapping[str, Any], model: nn.Module, evaluation: Evaluation)
         + "<h3>Data</h3>"
         + _kv(data_rows)
         + "</div><div>"
-        + _model_section(card, model)
+        + _model_section(card, model, evaluation.run.preprocessing.input_shape)
         + "<h3>Recipe and hyper-parameters</h3>"
         + _kv(recipe_rows)
         + ("<h3>Training</h3>" + _kv(training_rows) if training_rows else "")
