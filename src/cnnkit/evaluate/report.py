@@ -35,6 +35,7 @@ PLOTS_DIR = "plots"
 TOP_LOSSES = 24  # images in the top-losses gallery
 GRADCAM_SAMPLES = 8  # top-loss images explained with Grad-CAM
 MATRIX_TABLE_MAX = 20  # confusion matrices up to this size are also printed as a table
+SUMMARY_OPEN_MAX = 30  # model summaries up to this many rows are shown unfolded
 
 
 def read_history(run: Run) -> list[dict[str, float]]:
@@ -278,7 +279,10 @@ def _short(value: Any) -> Any:
     return value
 
 
-def _model_section(card: Mapping[str, Any], model: nn.Module, input_shape: Sequence[int]) -> str:
+def _model_section(
+    card: Mapping[str, Any], model: nn.Module, input_shape: Sequence[int]
+) -> tuple[str, str]:
+    """The model's facts (for the run card's column) and its layer-by-layer summary."""
     from cnnkit.models.summary import summary
 
     record = card.get("model", {})
@@ -287,7 +291,7 @@ def _model_section(card: Mapping[str, Any], model: nn.Module, input_shape: Seque
     except CnnkitError as exc:
         log.warning("no model summary in the report: %s", exc)
         layers = f'<p class="note">(no summary: {_e(exc)})</p>'
-        totals = None
+        totals, rows = None, 0
     else:
         layers = _table(
             [
@@ -313,22 +317,22 @@ def _model_section(card: Mapping[str, Any], model: nn.Module, input_shape: Seque
             ],
             numeric=[False, False, True, False, True, True],
         )
+        rows = len(table.layers)
         totals = (
             f"{table.total_params:,} ({table.trainable_params:,} trainable, "
             f"{table.non_trainable_params:,} non-trainable)"
         )
-    return (
-        "<h3>Model</h3>"
-        + _kv(
-            [
-                ("name", record.get("name")),
-                ("options", _short(record.get("options", {}))),
-                ("input shape (C, H, W)", _short(record.get("input_shape"))),
-                ("classes", record.get("num_classes")),
-                ("parameters", totals or f"{record.get('parameters', 0):,}"),
-            ]
-        )
-        + f"<details><summary>model summary, layer by layer</summary>{layers}</details>"
+    return "<h3>Model</h3>" + _kv(
+        [
+            ("name", record.get("name")),
+            ("options", _short(record.get("options", {}))),
+            ("input shape (C, H, W)", _short(record.get("input_shape"))),
+            ("classes", record.get("num_classes")),
+            ("parameters", totals or f"{record.get('parameters', 0):,}"),
+        ]
+    ), (
+        f"<details{' open' if rows <= SUMMARY_OPEN_MAX else ''}><summary>"
+        f"layer by layer</summary>{layers}</details>"
     )
 
 
@@ -374,6 +378,9 @@ def _run_card(card: Mapping[str, Any], model: nn.Module, evaluation: Evaluation)
     recipe_rows = [(k, _short(v)) for k, v in config.items() if k not in ("name",)]
     training_rows = [(k.replace("_", " "), _short(v)) for k, v in training.items()]
     env_rows = [(k, v) for k, v in environment.items()]
+    model_facts, model_layers = _model_section(
+        card, model, evaluation.run.preprocessing.input_shape
+    )
     return (
         '<section id="run-card"><h2>Run card</h2><div class="cols"><div>'
         + "<h3>Run</h3>"
@@ -381,13 +388,15 @@ def _run_card(card: Mapping[str, Any], model: nn.Module, evaluation: Evaluation)
         + "<h3>Data</h3>"
         + _kv(data_rows)
         + "</div><div>"
-        + _model_section(card, model, evaluation.run.preprocessing.input_shape)
+        + model_facts
         + "<h3>Recipe and hyper-parameters</h3>"
         + _kv(recipe_rows)
         + ("<h3>Training</h3>" + _kv(training_rows) if training_rows else "")
         + "<h3>Software and hardware</h3>"
         + _kv(env_rows)
-        + "</div></div></section>"
+        + "</div></div><h3>Model summary</h3>"
+        + model_layers
+        + "</section>"
     )
 
 

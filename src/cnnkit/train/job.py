@@ -89,7 +89,7 @@ def _create_run(config: TrainConfig, model_label: str) -> Run:
 
 
 def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
-    """Callbacks that record pictures' raw material into the run directory (issue 7)."""
+    """Callbacks that save material for the report (filters at chosen epochs) into the run."""
     if not config.record_filters:
         return []
     from cnnkit.evaluate.filters import FilterRecorder
