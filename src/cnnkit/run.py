@@ -129,11 +129,15 @@ class Run:
 
         data = self._section("data")
         config = self.card.get("config", {})
+        split_file = data.get("split_file")  # the exact parts, when the run recorded them
         splits = load_dataset(
             data["source"],
             data_dir=data_dir if data_dir is not None else data.get("data_dir"),
             val_size=config.get("val_size"),
+            test_size=config.get("test_size"),
             seed=int(data.get("split_seed", 0)),
+            group_by=config.get("group_by"),
+            split_file=self.path / split_file if split_file else None,
         )
         parts = dict(splits.items())
         if split not in parts:
