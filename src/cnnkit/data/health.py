@@ -24,7 +24,7 @@ each candidate is then checked on the full thumbnails.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -107,7 +107,11 @@ class HealthReport:
     def to_dict(self) -> dict[str, Any]:
         folder = None
         if self.folder is not None:
-            folder = asdict(self.folder)
+            # not asdict(): it rebuilds a Counter from (key, count) pairs, counting the pairs
+            folder = {
+                name: dict(value) if isinstance(value, Counter) else value
+                for name, value in vars(self.folder).items()
+            }
             folder["root"] = str(self.folder.root)
             folder["sizes"] = {f"{h}x{w}": n for (h, w), n in self.folder.sizes.most_common()}
         return {
