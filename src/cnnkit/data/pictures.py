@@ -119,7 +119,7 @@ def _grid(
     lines = max(caption.count("\n") + 1 for caption in captions)
     cell_w = CELL_INCHES * (1.3 if one_hot else 1.0)  # room for a monospace one-hot vector
     caption_h = 0.16 * lines + 0.12  # inches above each picture for its caption
-    top = caption_h + (0.4 if title else 0.05)  # the first row's captions, and the title
+    top = caption_h + (0.3 if title else 0.05)  # the first row's captions, and the title
     height = rows * CELL_INCHES + (rows - 1) * caption_h + top + 0.1
     figure = Figure(figsize=(columns * cell_w, height), dpi=DPI)
     figure.subplots_adjust(
