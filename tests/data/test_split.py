@@ -109,6 +109,11 @@ def test_split_file_that_does_not_match_the_data(subjects: Path, tmp_path: Path)
     write_split_file(tmp_path / "twice.json", record)
     with pytest.raises(DataError, match="listed twice"):
         load_dataset(name, split_file=tmp_path / "twice.json")
+    split_of_less = split_record(load_dataset(name), source=name, root=subjects)
+    split_of_less["parts"]["train"] = split_of_less["parts"]["train"][1:]
+    write_split_file(tmp_path / "less.json", split_of_less)
+    with pytest.raises(DataError, match=r"holds 1 sample\(s\) the split file does not name"):
+        load_dataset(name, split_file=tmp_path / "less.json")
     (tmp_path / "junk.json").write_text('{"format": "other"}')
     with pytest.raises(DataError, match="not a cnnkit split file"):
         read_split_file(tmp_path / "junk.json")
@@ -124,3 +129,23 @@ def test_named_source_split_files_use_sample_ids(tiny_mnist_dir: Path, tmp_path:
     write_split_file(tmp_path / "s.json", record)
     again = make_splits("mnist", data, split_file=tmp_path / "s.json")
     assert again.val.fingerprint() == splits.val.fingerprint()
+
+
+def test_concat_keeps_order_and_ids_and_refuses_mismatches() -> None:
+    import torch
+
+    from cnnkit.data.dataset import Dataset
+
+    a = Dataset(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1]), ("x", "y"),
+                source="a", ids=("a/0", "a/1"))  # fmt: skip
+    b = Dataset(
+        torch.ones(1, 1, 2, 2, dtype=torch.uint8), torch.tensor([1]), ("x", "y"), source="b"
+    )
+    both = Dataset.concat([a, b], source="ab")
+    assert both.labels.tolist() == [0, 1, 1] and both.ids == ("a/0", "a/1", "b/0")
+    assert int(both.images[2].max()) == 1 and both.source == "ab"
+    other = Dataset(b.images, b.labels, ("x", "z"))
+    with pytest.raises(DataError, match="classes or image shapes differ"):
+        Dataset.concat([a, other])
+    with pytest.raises(DataError, match="zero datasets"):
+        Dataset.concat([])

@@ -35,6 +35,7 @@ import logging
 import math
 import pickle
 import pickletools
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,27 +156,33 @@ class _RestrictedUnpickler(pickle.Unpickler):
 def _check_opcodes(data: bytes, name: str) -> None:
     """Refuse any pickle that uses more than plain data and the three numpy names."""
     try:
-        for opcode, arg, pos in pickletools.genops(io.BytesIO(data)):
-            if opcode.name not in _DATA_OPCODES:
-                raise DataError(
-                    f"{name}: refusing to unpickle: opcode {opcode.name} at byte {pos} is not "
-                    "part of the CIFAR format (the file may try to run code); use the "
-                    "original files from the CIFAR website"
-                )
-            if opcode.name == "GLOBAL":
-                module, _, attr = str(arg).partition(" ")
-                if (module, attr) not in _GLOBALS:
-                    raise DataError(
-                        f"{name}: refusing to unpickle: it calls {module}.{attr}, which the "
-                        "CIFAR format does not use (the file may try to run code); use the "
-                        "original files from the CIFAR website"
-                    )
-            elif opcode.name in _MEMO_PUTS and int(arg or 0) > (pos or 0):
-                raise DataError(f"{name}: malformed pickle (memo index {arg} at byte {pos})")
+        with warnings.catch_warnings():  # genops decodes text opcodes' escapes before we refuse
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for opcode, arg, pos in pickletools.genops(io.BytesIO(data)):
+                _check_opcode(opcode.name, arg, pos or 0, name)
     except DataError:
         raise
     except Exception as exc:  # pickletools raises ValueError on truncated or unknown data
         raise DataError(f"{name}: not a valid pickle ({exc})") from exc
+
+
+def _check_opcode(opcode: str, arg: Any, pos: int, name: str) -> None:
+    if opcode not in _DATA_OPCODES:
+        raise DataError(
+            f"{name}: refusing to unpickle: opcode {opcode} at byte {pos} is not part of the "
+            "CIFAR format (the file may try to run code); use the original files from the "
+            "CIFAR website"
+        )
+    if opcode == "GLOBAL":
+        module, _, attr = str(arg).partition(" ")
+        if (module, attr) not in _GLOBALS:
+            raise DataError(
+                f"{name}: refusing to unpickle: it calls {module}.{attr}, which the CIFAR "
+                "format does not use (the file may try to run code); use the original files "
+                "from the CIFAR website"
+            )
+    elif opcode in _MEMO_PUTS and int(arg or 0) > pos:
+        raise DataError(f"{name}: malformed pickle (memo index {arg} at byte {pos})")
 
 
 def load_cifar_pickle(source: Path | bytes, name: str | None = None) -> dict[str, Any]:

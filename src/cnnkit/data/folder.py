@@ -415,7 +415,11 @@ def _entries(folder: Path, root: Path, report: FolderReport) -> Iterator[Path]:
 def _split_layout(root: Path) -> dict[str, Path]:
     """``{"train": ..., "test": ...}`` when ``root`` has a train/ folder of class folders."""
     found: dict[str, Path] = {}
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+    try:
+        entries = sorted(root.iterdir(), key=lambda p: p.name)
+    except OSError as exc:
+        raise DataError(f"{root}: cannot list the folder ({exc})") from exc
+    for entry in entries:
         split = SPLIT_FOLDERS.get(entry.name)
         if split and entry.is_dir() and split not in found:
             found[split] = entry

@@ -131,7 +131,8 @@ def load_image(
             or ``"stretch"`` (see the module docstring).
         background: RGB colour transparent pixels are composited on.
         max_pixels: refuse images with more pixels than this (default: Pillow's
-            decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``).
+            decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``; Pillow itself
+            refuses anything above twice its limit).
 
     Returns:
         uint8 array ``(C, H, W)``.
@@ -160,7 +161,7 @@ def probe_image(source: ImageSource, *, max_pixels: int | None = None) -> ImageI
     """
     name = _name(source)
     with _opened(source, name, max_pixels) as image:
-        return _info(image, name)
+        return _info(image)
 
 
 def decode_image(
@@ -181,7 +182,7 @@ def decode_image(
         raise ConfigError(f"image size must be (height, width) of positive ints, got {size}")
     name = _name(source)
     with _opened(source, name, max_pixels) as image:
-        info = _info(image, name)
+        info = _info(image)
         try:
             return _decode(image, info, channels, size, fit, background)
         except (DataError, ConfigError):
@@ -261,7 +262,7 @@ def _palette_is_grey(image: Any) -> bool:
     return bool((rgb[:, 0] == rgb[:, 1]).all() and (rgb[:, 1] == rgb[:, 2]).all())
 
 
-def _info(image: Any, name: str) -> ImageInfo:
+def _info(image: Any) -> ImageInfo:
     width, height = image.size
     orientation = _orientation(image)
     if orientation in SWAPPING_ORIENTATIONS:

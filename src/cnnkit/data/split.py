@@ -225,8 +225,8 @@ def apply_split_file(
     """The parts named by a split record, taken from the data's own parts.
 
     Raises:
-        DataError: the record names samples the data does not have (the data changed),
-            or names a sample twice.
+        DataError: the record and the data do not hold the same samples (the data
+            changed), or the record names a sample twice.
     """
     where: dict[str, tuple[Dataset, int]] = {}
     for dataset in parts.values():
@@ -251,9 +251,13 @@ def apply_split_file(
         used.update(keys)
         if keys:
             out[name] = _take([where[k] for k in keys], f"{name} part of {Path(label).name}")
-    left = len(where) - len(used)
+    left = [k for k in where if k not in used]
     if left:
-        log.warning("%d sample(s) not named in %s are left out", left, label)
+        raise DataError(
+            f"{label}: the data holds {len(left)} sample(s) the split file does not name "
+            f"(e.g. {left[0]!r}); the data changed since the split was made — point "
+            "--data-dir at the original data, or make a new split"
+        )
     if out["train"] is None:
         raise DataError(f"{label}: the train part is empty")
     return Splits(train=out["train"], val=out["val"], test=out["test"])
