@@ -186,8 +186,52 @@ def split_record(
 
 
 def write_split_file(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
-    """Write a split record (see :func:`split_record`) as JSON, atomically."""
-    write_json(path, dict(record))
+    """Write a split record (see :func:`split_record`) as JSON, atomically.
+
+    Runs of ids that differ only by a consecutive number (``mnist:test/0``,
+    ``mnist:test/1``, ...) are stored as ``[prefix, first, stop]`` (``stop`` excluded).
+    """
+    on_disk = dict(record)
+    on_disk["parts"] = {name: _compress(keys) for name, keys in record["parts"].items()}
+    write_json(path, on_disk)
+
+
+_NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")
+
+
+def _compress(keys: Sequence[str]) -> list[str | list[Any]]:
+    out: list[str | list[Any]] = []
+    for key in keys:
+        found = _NUMBERED.fullmatch(key)
+        last = out[-1] if out else None
+        if found and isinstance(last, list) and last[0] == found[1] and last[2] == int(found[2]):
+            last[2] += 1
+        elif found:
+            out.append([found[1], int(found[2]), int(found[2]) + 1])
+        else:
+            out.append(key)
+    return [item[0] + str(item[1]) if isinstance(item, list) and item[2] - item[1] == 1 else item
+            for item in out]  # fmt: skip
+
+
+def _expand(items: Any) -> list[str]:
+    if not isinstance(items, list):
+        raise ValueError("a part must be a list")
+    keys: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            keys.append(item)
+        elif (
+            isinstance(item, list)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and all(type(v) is int for v in item[1:])
+            and 0 <= item[1] < item[2]
+        ):
+            keys.extend(f"{item[0]}{i}" for i in range(item[1], item[2]))
+        else:
+            raise ValueError(f"bad entry {item!r}")
+    return keys
 
 
 def read_split_file(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -205,16 +249,14 @@ def read_split_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as exc:
         raise DataError(f"{file}: unreadable split file ({exc})") from exc
-    parts = record.get("parts") if isinstance(record, dict) else None
-    if (
-        record.get("format") != SPLIT_FORMAT
-        or not isinstance(parts, dict)
-        or "train" not in parts
-        or not all(
-            isinstance(v, list) and all(isinstance(k, str) for k in v) for v in parts.values()
-        )
-    ):
-        raise DataError(f"{file}: not a cnnkit split file ({SPLIT_FORMAT} with train/val/test ids)")
+    try:
+        if record["format"] != SPLIT_FORMAT or "train" not in record["parts"]:
+            raise ValueError("not this format")
+        record["parts"] = {name: _expand(items) for name, items in record["parts"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(
+            f"{file}: not a cnnkit split file ({SPLIT_FORMAT} with train/val/test ids: {exc})"
+        ) from exc
     record["path"] = str(file)
     return record
 
