@@ -20,9 +20,10 @@ The rules, each chosen so a training run cannot silently learn from the wrong fi
   listed in the report, or stop the load with ``corrupt=fail``. The format is found by
   decoding (:mod:`cnnkit.data.images`), whatever the file is called.
 - **One size**: ``size=HxW`` (height x width) or ``size=N``; by default the most common
-  size among the images (ties: the larger). Other images are brought to it by the
-  ``fit`` rule of :mod:`cnnkit.data.images` (``pad`` by default, ``crop``, ``stretch``) —
-  the same rule ``cnnkit predict`` applies.
+  size among the images (ties: the larger). Other images are brought to it by the ``fit``
+  rule of :mod:`cnnkit.data.images` (``pad`` by default, ``crop``, ``stretch``) — the rule
+  every image cnnkit decodes goes through, for prediction too. The images are held in
+  memory: a folder that would need more than 4 GiB is refused, suggesting a smaller size.
 - **Grey or RGB**: ``channels=1`` or ``channels=3``; by default grey when most images are
   grey (ties: RGB).
 - **Traceable**: every sample's id (``Dataset.ids``) is the absolute path of its file.
@@ -83,6 +84,7 @@ EXTENSION_FORMATS = {
     ".pnm": ("PPM",),
 }
 WORKERS = 8  # threads decoding images (Pillow releases the GIL while decoding)
+MAX_BYTES = 4 << 30  # the images of a folder are held in memory: refuse more than 4 GiB
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,15 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
     report.size = options.size or _common_size(report.sizes)
     grey = sum(1 for *_, info in readable if info.grey)
     report.channels = options.channels or (1 if grey > len(readable) - grey else 3)
+
+    needed = len(readable) * report.channels * report.size[0] * report.size[1]
+    if needed > MAX_BYTES:
+        raise DataError(
+            f"{root}: {len(readable)} images of {report.size[0]}x{report.size[1]}x"
+            f"{report.channels} would take {needed / 2**30:.1f} GiB of memory (the limit is "
+            f"{MAX_BYTES / 2**30:.0f} GiB); choose a smaller size, e.g. "
+            f'"folder:{root}?size=224x224"'
+        )
 
     def decode(item: tuple[str, int, Path, ImageInfo]) -> DecodedImage:
         return decode_image(item[2], channels=report.channels, size=report.size, fit=options.fit)
