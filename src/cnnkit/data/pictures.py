@@ -134,18 +134,23 @@ def _grid(
         figure.suptitle(title, fontsize=11, y=1 - 0.08 / height, va="top")
     for k in range(rows * columns):
         axes = figure.add_subplot(rows, columns, k + 1)
-        picture = pictures[k] if k < n else None
-        if picture is None:
-            axes.set_axis_off()
-        else:
-            _draw(axes, picture)
-            axes.set_xticks([])
-            axes.set_yticks([])
-            for spine in axes.spines.values():  # a thin frame: white pictures stay visible
-                spine.set_edgecolor("#999999")
-                spine.set_linewidth(0.6)
         if k >= n:
+            axes.set_axis_off()
             continue
+        picture = pictures[k]
+        if picture is not None:
+            _draw(axes, picture)
+        else:  # an empty frame the size of the pictures
+            height, width = next((p.shape[1:] for p in pictures if p is not None), (1, 1))
+            axes.set_xlim(-0.5, width - 0.5)
+            axes.set_ylim(height - 0.5, -0.5)
+            axes.set_aspect("equal")
+        axes.set_xticks([])
+        axes.set_yticks([])
+        for spine in axes.spines.values():  # a thin frame: white pictures stay visible
+            spine.set_edgecolor("#999999")
+            spine.set_linewidth(0.6)
+            spine.set_linestyle("-" if picture is not None else "--")  # dashed: no sample
         axes.set_title(
             captions[k], fontsize=8, linespacing=1.1, pad=3, family="monospace" if one_hot else None
         )
