@@ -63,3 +63,15 @@ def planted_dir(tmp_path_factory) -> Path:
     from tests.data.imagefiles import planted_folder
 
     return planted_folder(tmp_path_factory.mktemp("planted") / "pets")
+
+
+@pytest.fixture
+def single_thread():
+    """Run torch on one thread: tiny models gain nothing from more, and on a loaded machine
+    OpenMP's waiting between threads makes each small op up to 50x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

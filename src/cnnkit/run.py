@@ -3,8 +3,8 @@
 ``runs/<name>/`` holds
 
 - ``run.json`` — the run card: resolved config, model record (name, options, input shape,
-  class count), data (source, classes, split sizes, fingerprints), preprocessing,
-  environment, status and timings;
+  class count; the layer spec of models built from layers), data (source, classes, split
+  sizes, fingerprints), preprocessing, environment, status and timings;
 - ``weights.safetensors`` — the trained weights;
 - ``history.csv`` / ``history.json`` — per-epoch logs;
 - ``metrics.json`` — final metrics.
@@ -173,16 +173,11 @@ class Run:
         from safetensors import SafetensorError
         from safetensors.torch import load_model
 
-        from cnnkit.models.registry import build_model
+        from cnnkit.models.spec import rebuild_model
 
         record = self._section("model")
         try:
-            model = build_model(
-                record["name"],
-                input_shape=tuple(record["input_shape"]),
-                num_classes=int(record["num_classes"]),
-                **record.get("options", {}),
-            )
+            model = rebuild_model(record)  # by registry name, or from the stored layer spec
         except KeyError as exc:
             raise RunError(f"{self.path / CARD}: model record lacks {exc}") from exc
         weights = self.path / WEIGHTS

@@ -35,7 +35,12 @@ def train_command(
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Read the data source's files from this folder only."
     ),
-    model: str = typer.Option("lenet", "--model", "-m", help="Model name (see `cnnkit models`)."),
+    model: str = typer.Option(
+        "lenet",
+        "--model",
+        "-m",
+        help="Model name (see `cnnkit models`) or a model spec file (.yaml/.yml/.json).",
+    ),
     model_option: list[str] = typer.Option(
         [], "--model-option", "-o", help="Model option key=value, e.g. init=normal (repeatable)."
     ),

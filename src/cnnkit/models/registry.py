@@ -18,7 +18,11 @@ from torch import nn
 
 from cnnkit.errors import ModelError
 
-ZOO_MODULES = ("cnnkit.models.zoo.lenet",)
+ZOO_MODULES = (
+    "cnnkit.models.zoo.lenet",
+    "cnnkit.models.zoo.textbook",
+    "cnnkit.models.zoo.resnet",
+)
 
 Builder = Callable[..., nn.Module]
 
@@ -88,7 +92,7 @@ def get_model_entry(name: str) -> ModelEntry:
 def build_model(
     name: str,
     *,
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
     num_classes: int = 10,
     **kwargs: Any,
 ) -> nn.Module:

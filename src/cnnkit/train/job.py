@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import canonical_source, data_root, load_dataset
@@ -21,7 +22,7 @@ from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
 from cnnkit.errors import RunError
 from cnnkit.inference import loss_and_accuracy
-from cnnkit.models.registry import build_model
+from cnnkit.models.spec import describe_model, resolve_model
 from cnnkit.run import METRICS, Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import Callback, HistoryWriter, Logs
 from cnnkit.train.loop import fit
@@ -42,7 +43,8 @@ class TrainConfig:
             a group is never divided between train, validation and test.
         split_file: reuse the split of this split file or run directory (its
             ``split.json``) instead of making one.
-        model: registry name (``cnnkit models``).
+        model: registry name (``cnnkit models``), a model spec file (``.yaml``/``.json``), a
+            spec mapping, or a ``cnnkit.layers.Model`` built in Python (trained in place).
         model_options: extra options for the model builder (e.g. ``{"init": "normal"}``).
         epochs: passes over the training split.
         batch_size: samples per optimizer step.
@@ -60,7 +62,7 @@ class TrainConfig:
     test_size: int | float | None = None
     group_by: str | None = None
     split_file: str | None = None
-    model: str = "lenet"
+    model: str | Mapping[str, Any] | nn.Module = "lenet"
     model_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 100
@@ -81,10 +83,10 @@ class TrainResult:
     metrics: dict[str, dict[str, float]]
 
 
-def _create_run(config: TrainConfig) -> Run:
+def _create_run(config: TrainConfig, model_label: str) -> Run:
     if config.name:
         return Run.create(config.runs_dir, config.name)
-    base = default_run_name(config.model, config.data)
+    base = default_run_name(model_label, config.data)
     for attempt in range(1, 100):
         try:
             return Run.create(config.runs_dir, base if attempt == 1 else f"{base}-{attempt}")
@@ -108,13 +110,14 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
     )
     preprocessing = Preprocessing.from_dataset(splits.train)
     torch.manual_seed(config.seed)  # the initial weights are a function of the seed
-    model = build_model(
+    model, model_record = resolve_model(  # a registry name, a spec or a layers.Model
         config.model,
         input_shape=splits.train.image_shape,
         num_classes=splits.train.num_classes,
-        **config.model_options,
+        options=config.model_options,
     )
-    run = _create_run(config)
+    label = describe_model(config.model)
+    run = _create_run(config, label)
     # the exact parts, so evaluation and later runs (--split-file RUN) read the same samples
     source = canonical_source(config.data)
     write_split_file(
@@ -134,14 +137,10 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
         name=run.path.name,
         status="training",
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        config=dataclasses.asdict(config),
-        model={
-            "name": config.model,
-            "options": config.model_options,
-            "input_shape": list(splits.train.image_shape),
-            "num_classes": splits.train.num_classes,
-            "parameters": sum(p.numel() for p in model.parameters()),
-        },
+        config=dataclasses.asdict(
+            config if isinstance(config.model, str) else dataclasses.replace(config, model=label)
+        ),
+        model={**model_record, "parameters": sum(p.numel() for p in model.parameters())},
         data={
             "source": source,
             "data_dir": config.data_dir,
