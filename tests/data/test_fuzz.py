@@ -125,6 +125,12 @@ def _seeds() -> dict[str, tuple[Callable[[bytes], object], list[bytes]]]:
     }
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _clean_work_folder():
+    yield
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
 # Pillow warns (and carries on) about corrupt EXIF blocks in mutated images: expected here
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")
 
