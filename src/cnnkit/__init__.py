@@ -18,6 +18,7 @@ _PUBLIC = {
     "Splits": "cnnkit.data.dataset",
     "load_dataset": "cnnkit.data.sources",
     "read_idx": "cnnkit.data.idx",
+    "load_image": "cnnkit.data.images",
     "build_model": "cnnkit.models.registry",
     "list_models": "cnnkit.models.registry",
     "register_model": "cnnkit.models.registry",

@@ -7,12 +7,11 @@ import logging
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.errors import ConfigError, DataError, DataNotFoundError, ModelError
+from cnnkit.errors import ConfigError, ModelError
 from cnnkit.evaluate.featuremaps import feature_maps
 from cnnkit.evaluate.filters import (
     FilterRecorder,
@@ -21,7 +20,6 @@ from cnnkit.evaluate.filters import (
     recorded_filters,
 )
 from cnnkit.evaluate.gradcam import grad_cam
-from cnnkit.evaluate.image_files import read_image
 from cnnkit.evaluate.layers import conv_layers, find_layer
 from cnnkit.models.registry import build_model, list_models
 from cnnkit.train.loop import fit
@@ -146,30 +144,6 @@ def test_feature_maps_of_a_chosen_layer_and_of_1d_convolutions() -> None:
     )
     name, maps = feature_maps(signal, image, preprocessing=IDENTITY_PRE)
     assert name == "1 (+ReLU)" and maps.shape == (3, 1, 140)
-
-
-def test_read_image_converts_to_the_model_input(tmp_path) -> None:
-    rgb = np.zeros((40, 30, 3), dtype=np.uint8)
-    rgb[..., 0] = 255  # pure red
-    Image.fromarray(rgb).save(tmp_path / "red.png")
-    grey = read_image(tmp_path / "red.png", (1, 28, 28))
-    assert grey.shape == (1, 28, 28) and grey.dtype == torch.uint8
-    assert int(grey[0, 14, 14]) == 76  # ITU-R 601 luma of pure red, as Pillow computes it
-    colour = read_image(tmp_path / "red.png", (3, 40, 30))
-    assert colour.shape == (3, 40, 30) and colour[:, 0, 0].tolist() == [255, 0, 0]
-    Image.fromarray(np.zeros((8, 8, 4), dtype=np.uint8)).save(tmp_path / "rgba.png")
-    assert read_image(tmp_path / "rgba.png", (3, 8, 8)).shape == (3, 8, 8)
-
-
-def test_read_image_errors(tmp_path) -> None:
-    with pytest.raises(DataNotFoundError, match=r"absent\.png: no such image file"):
-        read_image(tmp_path / "absent.png", (1, 28, 28))
-    (tmp_path / "fake.png").write_bytes(b"not an image at all")
-    with pytest.raises(DataError, match=r"fake\.png: cannot be read as an image"):
-        read_image(tmp_path / "fake.png", (1, 28, 28))
-    Image.new("L", (4, 4)).save(tmp_path / "ok.png")
-    with pytest.raises(DataError, match="takes 4-channel images"):
-        read_image(tmp_path / "ok.png", (4, 28, 28))
 
 
 def test_parse_epochs() -> None:

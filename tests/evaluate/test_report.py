@@ -114,9 +114,8 @@ def test_evaluate_on_another_source_checks_its_classes(trained, monkeypatch) -> 
             classes,
             source="other:test",
         )
-        return sources.Source(
-            "other", "test", lambda _dir: {"train": data, "test": data}, 0, lambda _dir: None, ""
-        )
+        parts = sources.SourceData({"train": data, "test": data})
+        return sources.Source("other", "test", lambda _dir: parts, 0, lambda _dir: None, "")
 
     digits = [str(i) for i in range(10)]
     monkeypatch.setitem(sources.SOURCES, "other", other(digits, 28))

@@ -24,12 +24,14 @@ def featuremaps_command(
 ) -> None:
     """Draw the feature maps of one convolution layer for one image.
 
-    The image is converted to the run's input shape (grey or RGB, resized) as in training.
+    The image is decoded as training data is (cnnkit.data.images): grey or RGB, padded to size.
     """
+    import torch
+
+    from cnnkit.data.images import load_image
     from cnnkit.devices import resolve_device
     from cnnkit.evaluate import plots
     from cnnkit.evaluate.featuremaps import feature_maps
-    from cnnkit.evaluate.image_files import read_image
     from cnnkit.evaluate.report import PLOTS_DIR
     from cnnkit.run import Run
 
@@ -37,7 +39,8 @@ def featuremaps_command(
     torch_device = resolve_device(device)
     model = opened.load_model(torch_device)
     pre = opened.preprocessing
-    pixels = read_image(image, pre.input_shape)
+    channels, height, width = pre.input_shape
+    pixels = torch.tensor(load_image(image, channels=channels, size=(height, width)))
     name, maps = feature_maps(model, pixels, preprocessing=pre, layer=layer, device=torch_device)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
     target = out_file or opened.path / PLOTS_DIR / f"featuremaps-{image.stem}-{slug}.png"

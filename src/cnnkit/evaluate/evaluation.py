@@ -93,9 +93,13 @@ def evaluate_run(
     split: str = "test",
     data_dir: str | None = None,
     device: str = "auto",
-) -> dict[str, Any]:
-    """The metrics dict of :func:`evaluate_split` (``loss`` and ``accuracy`` among them)."""
-    return evaluate_split(run_path, split=split, data_dir=data_dir, device=device).metrics
+) -> dict[str, float]:
+    """Loss and accuracy of the run's saved model on one split of the run's data.
+
+    :func:`evaluate_split` gives everything else (report, confusion matrix, BER, ...).
+    """
+    metrics = evaluate_split(run_path, split=split, data_dir=data_dir, device=device).metrics
+    return {"loss": metrics["loss"], "accuracy": metrics["accuracy"]}
 
 
 def save_evaluation(

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.data.sources import load_dataset
+from cnnkit.data.sources import canonical_source, data_root, load_dataset
+from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
 from cnnkit.errors import RunError
 from cnnkit.inference import loss_and_accuracy
@@ -36,6 +37,12 @@ class TrainConfig:
         data_dir: read the source's files from this folder only.
         val_size: validation samples held out of train (count or fraction; None = source
             default, 0 = none).
+        test_size: test samples held out of train for sources without a test part (a
+            folder without test/): count or fraction; None = source default (0.2).
+        group_by: regular expression naming each sample's group in its id (file path);
+            a group is never divided between train, validation and test.
+        split_file: reuse the split of this split file or run directory (its
+            ``split.json``) instead of making one.
         model: registry name (``cnnkit models``), a model spec file (``.yaml``/``.json``), a
             spec mapping, or a ``cnnkit.layers.Model`` built in Python (trained in place).
         model_options: extra options for the model builder (e.g. ``{"init": "normal"}``).
@@ -54,6 +61,9 @@ class TrainConfig:
     data: str = "mnist"
     data_dir: str | None = None
     val_size: int | float | None = None
+    test_size: int | float | None = None
+    group_by: str | None = None
+    split_file: str | None = None
     model: str | Mapping[str, Any] | nn.Module = "lenet"
     model_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
@@ -102,7 +112,13 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
     started = time.time()
     device = resolve_device(config.device)
     splits = load_dataset(
-        config.data, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed
+        config.data,
+        data_dir=config.data_dir,
+        val_size=config.val_size,
+        test_size=config.test_size,
+        seed=config.seed,
+        group_by=config.group_by,
+        split_file=config.split_file,
     )
     preprocessing = Preprocessing.from_dataset(splits.train)
     torch.manual_seed(config.seed)  # the initial weights are a function of the seed
@@ -114,6 +130,21 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
     )
     label = describe_model(config.model)
     run = _create_run(config, label)
+    # the exact parts, so evaluation and later runs (--split-file RUN) read the same samples
+    source = canonical_source(config.data)
+    write_split_file(
+        run.path / SPLIT_FILE,
+        split_record(
+            splits,
+            source=source,
+            root=data_root(config.data, config.data_dir),
+            seed=config.seed,
+            val_size=config.val_size,
+            test_size=config.test_size,
+            group_by=config.group_by,
+            from_split_file=config.split_file,
+        ),
+    )
     run.update_card(
         name=run.path.name,
         status="training",
@@ -123,8 +154,9 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
         ),
         model={**model_record, "parameters": sum(p.numel() for p in model.parameters())},
         data={
-            "source": config.data,
+            "source": source,
             "data_dir": config.data_dir,
+            "split_file": SPLIT_FILE,
             "classes": list(splits.train.classes),
             "split_seed": config.seed,
             "sizes": {name: len(ds) for name, ds in splits.items()},
