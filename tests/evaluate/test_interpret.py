@@ -101,7 +101,7 @@ def test_grad_cam_points_at_the_evidence(caplog) -> None:
         outside = heat.clone()
         outside[rows, cols] = 0
         assert float(outside.max()) < 0.5
-    with caplog.at_level(logging.WARNING, logger="cnnkit.evaluate.gradcam"):
+    with caplog.at_level(logging.INFO, logger="cnnkit.evaluate.gradcam"):
         against = grad_cam(model, images, preprocessing=IDENTITY_PRE, targets=1)
     assert float(against.heatmaps.max()) == 0.0 and "no positive evidence" in caplog.text
 

@@ -161,3 +161,10 @@ def test_pictures_of_images_are_drawn(tmp_path) -> None:
     records = [(0, rng.normal(size=(8, 1, 3, 3))), (2, rng.normal(size=(8, 1, 3, 3)))]
     figure = plots.plot_filter_epochs(records)
     assert [ax.get_ylabel() for ax in figure.axes] == ["initial", "epoch 2", "change 0→2"]
+
+
+def test_shorten_id_keeps_the_end_of_paths() -> None:
+    assert plots.shorten_id("mnist:test/42") == "mnist:test/42"
+    assert plots.shorten_id("/data/photos/cats/0042.png", 20) == "…/cats/0042.png"
+    long_name = plots.shorten_id("/data/a_very_long_file_name_indeed.png", 20)
+    assert long_name == "…ile_name_indeed.png" and len(long_name) == 20

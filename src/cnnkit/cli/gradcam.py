@@ -60,12 +60,16 @@ def gradcam_command(
         model, pixels, preprocessing=pre, layer=layer, targets=chosen, device=torch_device
     )
     captions = []
-    for path, probs, explained in zip(images, cam.probabilities, cam.targets, strict=True):
+    for path, probs, explained, heat in zip(
+        images, cam.probabilities, cam.targets, cam.heatmaps, strict=True
+    ):
         best = int(probs.argmax())
         line = (
             f"{path.name}: predicted {classes[best]} ({float(probs[best]):.3f}), "
             f"explains {classes[int(explained)]} ({float(probs[explained]):.3f})"
         )
+        if float(heat.max()) == 0.0:
+            line += " — no positive evidence at this layer (blank map); try another --layer"
         out.print(line, highlight=False)
         captions.append(
             f"{plots.shorten_id(path.name, 22)}\npred {classes[best]} ({float(probs[best]):.2f})"

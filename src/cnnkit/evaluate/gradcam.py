@@ -90,7 +90,7 @@ def grad_cam(
         cam = cam[:, 0]
         peak = cam.flatten(1).amax(dim=1)
         if bool((peak <= 0).any()):
-            log.warning(
+            log.info(
                 "Grad-CAM at %s finds no positive evidence for %d of %d images (blank "
                 "heat-maps); a later layer usually explains better",
                 name,

@@ -383,8 +383,21 @@ def _grid_shape(count: int, max_columns: int) -> tuple[int, int]:
 
 
 def shorten_id(text: str, width: int = 24) -> str:
-    """The end of a long id or path: the file name is what tells samples apart."""
-    return text if len(text) <= width else "…" + text[-(width - 1) :]
+    """The end of a long id or path, cut at a ``/`` where it can be: ``…/cat/0042.png``.
+
+    The file name (and its class folder) is what tells samples apart.
+    """
+    if len(text) <= width:
+        return text
+    parts = text.split("/")
+    tail = parts[-1]
+    for part in reversed(parts[:-1]):
+        if len(part) + len(tail) + 3 > width:
+            break
+        tail = f"{part}/{tail}"
+    if len(tail) + 2 <= width and len(parts) > 1:
+        return "…/" + tail
+    return "…" + text[-(width - 1) :]
 
 
 def plot_top_losses(
