@@ -54,6 +54,8 @@ class TrainConfig:
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         runs_dir: parent folder of run directories.
         name: run directory name (default ``<model>-<data>-<time>``).
+        record_filters: epochs after which to save the first convolution's filters into
+            ``<run>/filters/`` (0 = before training; see ``cnnkit.evaluate.filters``).
     """
 
     data: str = "mnist"
@@ -72,6 +74,7 @@ class TrainConfig:
     device: str = "auto"
     runs_dir: str = "runs"
     name: str | None = None
+    record_filters: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -93,6 +96,15 @@ def _create_run(config: TrainConfig, model_label: str) -> Run:
         except RunError:
             continue
     raise RunError(f"could not find a free run name under {config.runs_dir}")
+
+
+def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
+    """Callbacks that save material for the report (filters at chosen epochs) into the run."""
+    if not config.record_filters:
+        return []
+    from cnnkit.evaluate.filters import FilterRecorder
+
+    return [FilterRecorder(run.path, config.record_filters)]
 
 
 def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> TrainResult:
@@ -163,7 +175,7 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
         lr=config.lr,
         epochs=config.epochs,
         batch_size=config.batch_size,
-        callbacks=[HistoryWriter(run.path), *callbacks],
+        callbacks=[HistoryWriter(run.path), *_recorders(config, run), *callbacks],
         device=device,
         seed=config.seed,
     )
