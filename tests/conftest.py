@@ -57,6 +57,14 @@ def tiny_mnist_dir(tmp_path_factory, mnist_parts) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def planted_dir(tmp_path_factory) -> Path:
+    """A train/ test/ folder of pictures with every problem the health check finds."""
+    from tests.data.imagefiles import planted_folder
+
+    return planted_folder(tmp_path_factory.mktemp("planted") / "pets")
+
+
 @pytest.fixture
 def single_thread():
     """Run torch on one thread: tiny models gain nothing from more, and on a loaded machine

@@ -28,7 +28,7 @@ from torch import nn
 from cnnkit.atomic import write_json, write_path_atomically
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.errors import RunError
+from cnnkit.errors import DataError, RunError
 
 CARD = "run.json"
 WEIGHTS = "weights.safetensors"
@@ -125,16 +125,28 @@ class Run:
         Raises:
             RunError: the split does not exist, or the data found differs from the run's.
         """
-        from cnnkit.data.sources import load_dataset
+        from cnnkit.data.sources import make_splits, read_source
 
         data = self._section("data")
         config = self.card.get("config", {})
-        splits = load_dataset(
-            data["source"],
-            data_dir=data_dir if data_dir is not None else data.get("data_dir"),
-            val_size=config.get("val_size"),
-            seed=int(data.get("split_seed", 0)),
+        found = read_source(
+            data["source"], data_dir if data_dir is not None else data.get("data_dir")
         )
+        split_file = data.get("split_file")  # the exact parts, when the run recorded them
+        try:
+            splits = make_splits(
+                data["source"],
+                found,
+                val_size=config.get("val_size"),
+                test_size=config.get("test_size"),
+                seed=int(data.get("split_seed", 0)),
+                group_by=config.get("group_by"),
+                split_file=self.path / split_file if split_file else None,
+            )
+        except DataError as exc:  # the samples named by the run's split.json are not all there
+            raise RunError(
+                f"the data found now differs from the data the run was trained with ({exc})"
+            ) from exc
         parts = dict(splits.items())
         if split not in parts:
             raise RunError(f"split {split!r} is not available; choose one of {', '.join(parts)}")

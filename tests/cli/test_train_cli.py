@@ -57,6 +57,7 @@ def test_train_options_reach_the_run_card(tiny_mnist_dir, tmp_path) -> None:
         str(tmp_path),
         "--name",
         "opts",
+        "--no-report",
     ).stdout
     assert "precision fp32" in out
     card = json.loads((tmp_path / "opts" / "run.json").read_text())

@@ -9,6 +9,8 @@ from cnnkit.errors import ModelError
 from cnnkit.models.classifier import Classifier
 from cnnkit.models.registry import build_model
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/conftest.py
+
 
 @pytest.mark.parametrize("name", ["fastnet_tiny", "fastnet", "fastnet_cifar"])
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])

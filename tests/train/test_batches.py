@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from cnnkit.data.dataset import Dataset
@@ -18,6 +19,8 @@ from cnnkit.train.batches import (
 )
 from cnnkit.train.loop import fit
 from tests.train.conftest import same_weights
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/conftest.py
 
 
 def numbered(n: int) -> Dataset:
@@ -110,9 +113,9 @@ def test_a_streaming_source_trains_through_fit(mini, tiny_model, tmp_path) -> No
     stream = NpyChunks(tmp_path, train, chunk=100)
     assert isinstance(stream, BatchSource)
     history = fit(
-        tiny_model(), train=stream, val=val, preprocessing=pre, epochs=1, batch_size=64, lr=0.01
+        tiny_model(), train=stream, val=val, preprocessing=pre, epochs=2, batch_size=32, lr=0.01
     )
-    assert stream.reads == len(stream.files)
+    assert stream.reads == 2 * len(stream.files)
     assert history[-1]["val_accuracy"] > 0.5
 
 

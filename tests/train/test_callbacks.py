@@ -23,6 +23,8 @@ from cnnkit.train.callbacks import (
 from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.loop import fit
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/conftest.py
+
 KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "time")
 
 

@@ -16,6 +16,8 @@ from cnnkit.train.optim import make_optimizer
 from cnnkit.train.precision import resolve_precision
 from cnnkit.train.schedules import Schedule
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/conftest.py
+
 # -- schedules ----------------------------------------------------------------------------
 
 

@@ -18,6 +18,8 @@ from cnnkit.train.optim import make_optimizer
 from cnnkit.train.recipes import RECIPES, get_recipe, recipe_settings
 from cnnkit.train.schedules import Schedule
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/conftest.py
+
 SHAPES = {"mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28)}  # others: 32x32 colour
 
 

@@ -21,6 +21,8 @@ from cnnkit.train.job import TrainConfig, resume_training, run_training
 from cnnkit.train.loop import fit
 from tests.train.conftest import same_weights
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/conftest.py
+
 
 class CtrlCAt(Callback):
     """Sends this process a real SIGINT after optimizer step ``step``."""

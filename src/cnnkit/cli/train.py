@@ -34,6 +34,11 @@ def _callback_options(text: str | None) -> dict[str, Any] | None:
     return parse_options([part for part in text.split(",") if part.strip()])
 
 
+def count_or_fraction(value: float | None) -> int | float | None:
+    """A split size from the command line: ``5000`` -> 5000 (a count), ``0.1`` -> 0.1."""
+    return None if value is None else (int(value) if value >= 1 else value)
+
+
 def train_command(
     recipe: str | None = typer.Option(
         None, "--recipe", "-r", help="Start from a named recipe (see `cnnkit recipes`)."
@@ -119,6 +124,23 @@ def train_command(
         help="Validation samples held out of train: a count (5000) or fraction (0.1); "
         "default: the source's (MNIST 5000); 0 for none.",
     ),
+    test_size: float | None = typer.Option(
+        None,
+        "--test-size",
+        help="Test samples held out for sources without a test part (a folder without "
+        "test/): a count or fraction; default 0.2.",
+    ),
+    group_by: str | None = typer.Option(
+        None,
+        "--group-by",
+        help="Regular expression whose first (...) group names each sample's group in its "
+        "file path; a group never spans train/val/test.",
+    ),
+    split_file: Path | None = typer.Option(
+        None,
+        "--split-file",
+        help="Reuse the split of a split.json or of a run directory (e.g. runs/NAME).",
+    ),
     seed: int | None = typer.Option(
         None, "--seed", help="Seeds the split, initial weights and shuffling [default: 0]."
     ),
@@ -127,16 +149,29 @@ def train_command(
     ),
     runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Where run folders go."),
     name: str | None = typer.Option(None, "--name", help="Run folder name (default: generated)."),
+    record_filters: str | None = typer.Option(
+        None,
+        "--record-filters",
+        help="Save the first layer's filters after these epochs, e.g. 0,1,2,5 (0 = before "
+        "training) or 'all'; the report shows them forming.",
+    ),
+    report: bool = typer.Option(
+        True, "--report/--no-report", help="Evaluate and write report.html at the end."
+    ),
 ) -> None:
     """Train a model (default: the textbook LeNet on MNIST) and save the run."""
     from cnnkit.errors import ConfigError, TrainingInterrupted
+    from cnnkit.evaluate.filters import parse_epochs
     from cnnkit.train.callbacks import ProgressBar
     from cnnkit.train.job import TrainConfig, resume_training, run_training
 
     given: dict[str, Any] = {
         "data": data,
         "data_dir": str(data_dir) if data_dir is not None else None,
-        "val_size": None if val_size is None else (int(val_size) if val_size >= 1 else val_size),
+        "val_size": count_or_fraction(val_size),
+        "test_size": count_or_fraction(test_size),
+        "group_by": group_by,
+        "split_file": str(split_file) if split_file is not None else None,
         "model": model,
         "model_options": parse_options(model_option) if model_option else None,
         "epochs": epochs,
@@ -174,6 +209,8 @@ def train_command(
             )
         else:
             config = TrainConfig.from_recipe(recipe, **given) if recipe else TrainConfig(**given)
+            if record_filters:
+                config.record_filters = parse_epochs(record_filters, config.epochs)
             out.print(
                 f"training [bold]{config.model}[/] on [bold]{config.data}[/]"
                 + (f" (recipe {config.recipe})" if config.recipe else "")
@@ -200,3 +237,8 @@ def train_command(
     out.print(
         f"training time {card['train_seconds']:.1f}s; run saved to [bold]{result.run.path}[/]"
     )
+    if report:
+        from cnnkit.evaluate.report import write_report
+
+        path = write_report(result.run, device=device or "auto")
+        out.print(f"report written to [bold]{path}[/]", highlight=False)

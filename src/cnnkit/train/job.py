@@ -19,9 +19,10 @@ from torch import nn
 
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.data.sources import load_dataset
+from cnnkit.data.sources import canonical_source, data_root, load_dataset
+from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
-from cnnkit.errors import ConfigError, RunError, TrainingError, TrainingInterrupted
+from cnnkit.errors import ConfigError, DataError, RunError, TrainingError, TrainingInterrupted
 from cnnkit.inference import loss_and_accuracy
 from cnnkit.models.spec import describe_model, rebuild_model, resolve_model
 from cnnkit.run import METRICS, Run, default_run_name, describe_environment
@@ -55,6 +56,12 @@ class TrainConfig:
         data_dir: read the source's files from this folder only.
         val_size: validation samples held out of train (count or fraction; None = source
             default, 0 = none).
+        test_size: test samples held out of train for sources without a test part (a
+            folder without test/): count or fraction; None = source default (0.2).
+        group_by: regular expression naming each sample's group in its id (file path);
+            a group is never divided between train, validation and test.
+        split_file: reuse the split of this split file or run directory (its
+            ``split.json``) instead of making one.
         model: registry name (``cnnkit models``), a model spec file (``.yaml``/``.json``), a
             spec mapping, or a ``cnnkit.layers.Model`` built in Python (trained in place).
         model_options: extra options for the model builder (e.g. ``{"init": "normal"}``).
@@ -66,6 +73,8 @@ class TrainConfig:
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         runs_dir: parent folder of run directories.
         name: run directory name (default ``<model>-<data>-<time>``).
+        record_filters: epochs after which to save the first convolution's filters into
+            ``<run>/filters/`` (0 = before training; see ``cnnkit.evaluate.filters``).
         recipe: the recipe these settings started from, if any (recorded only).
         momentum: SGD/RMSprop momentum.
         nesterov: Nesterov momentum (SGD).
@@ -84,6 +93,9 @@ class TrainConfig:
     data: str = "mnist"
     data_dir: str | None = None
     val_size: int | float | None = None
+    test_size: int | float | None = None
+    group_by: str | None = None
+    split_file: str | None = None
     model: str | Mapping[str, Any] | nn.Module = "lenet"
     model_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
@@ -94,6 +106,7 @@ class TrainConfig:
     device: str = "auto"
     runs_dir: str = "runs"
     name: str | None = None
+    record_filters: list[int] = field(default_factory=list)
     recipe: str | None = None
     momentum: float = 0.0
     nesterov: bool = False
@@ -178,13 +191,24 @@ def _make_callback(kind: type[Callback], options: dict[str, Any]) -> Callback:
         raise ConfigError(f"{kind.__name__} options {options}: {exc}") from None
 
 
+def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
+    """Callbacks that save material for the report (filters at chosen epochs) into the run."""
+    if not config.record_filters:
+        return []
+    from cnnkit.evaluate.filters import FilterRecorder
+
+    return [FilterRecorder(run.path, config.record_filters)]
+
+
 def _callbacks(config: TrainConfig, run: Run, has_val: bool, is_main: bool) -> list[Callback]:
-    """The job's own callbacks: guard, history, checkpoints, early stopping, LR on plateau."""
+    """The job's own callbacks: guard, history, checkpoints, recorders, early stopping, LR on
+    plateau (files are written by the main process only)."""
     callbacks: list[Callback] = [NanGuard()]
     if is_main:
         callbacks += [
             HistoryWriter(run.path),
             ModelCheckpoint(run.path / CHECKPOINTS, monitor="val_loss" if has_val else "loss"),
+            *_recorders(config, run),
         ]
     if config.early_stopping is not None:
         callbacks.append(_make_callback(EarlyStopping, config.early_stopping))
@@ -232,14 +256,36 @@ def resume_training(
     return _train(config, callbacks=callbacks, run=run, resume=checkpoint)
 
 
-def _check_same_data(run: Run, splits: Splits) -> None:
-    recorded = run.card.get("data", {}).get("fingerprints", {})
-    for name, dataset in splits.items():
-        if recorded.get(name) and dataset.fingerprint() != recorded[name]:
-            raise RunError(
-                f"the {name} data found now differs from the data {run.path} was trained "
-                "with; pass --data-dir pointing at the original files"
-            )
+def _load_splits(config: TrainConfig, run: Run | None) -> Splits:
+    """The config's data; when resuming ``run``, exactly the samples it recorded, or an error."""
+    resuming = run is not None and (run.path / SPLIT_FILE).is_file()
+    try:
+        splits = load_dataset(
+            config.data,
+            data_dir=config.data_dir,
+            val_size=config.val_size,
+            test_size=config.test_size,
+            seed=config.seed,
+            group_by=config.group_by,
+            split_file=str(run.path / SPLIT_FILE)
+            if run is not None and resuming
+            else config.split_file,
+        )
+    except DataError as exc:
+        if run is None:
+            raise
+        raise RunError(
+            f"the data found now differs from the data {run.path} was trained with ({exc})"
+        ) from exc
+    if run is not None:
+        recorded = run.card.get("data", {}).get("fingerprints", {})
+        for name, dataset in splits.items():
+            if recorded.get(name) and dataset.fingerprint() != recorded[name]:
+                raise RunError(
+                    f"the {name} data found now differs from the data {run.path} was trained "
+                    "with; pass --data-dir pointing at the original files"
+                )
+    return splits
 
 
 def _train(
@@ -255,11 +301,7 @@ def _train(
     if launched_by_torchrun():
         context, device = init_distributed(device)
     try:
-        splits = load_dataset(
-            config.data, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed
-        )
-        if run is not None:
-            _check_same_data(run, splits)
+        splits = _load_splits(config, run)
         preprocessing = Preprocessing.from_dataset(splits.train)
         # the initial weights are a function of the seed; each process drops out differently
         torch.manual_seed(config.seed + (context.rank if context else 0))
@@ -375,6 +417,21 @@ def _write_card(
     environment = describe_environment(device)
     if context is not None:
         environment["world_size"] = context.world_size
+    # the exact parts, so evaluation and later runs (--split-file RUN) read the same samples
+    source = canonical_source(config.data)
+    write_split_file(
+        run.path / SPLIT_FILE,
+        split_record(
+            splits,
+            source=source,
+            root=data_root(config.data, config.data_dir),
+            seed=config.seed,
+            val_size=config.val_size,
+            test_size=config.test_size,
+            group_by=config.group_by,
+            from_split_file=config.split_file,
+        ),
+    )
     run.update_card(
         name=run.path.name,
         status="training",
@@ -382,8 +439,9 @@ def _write_card(
         config=dataclasses.asdict(config),
         model={**model_record, "parameters": sum(p.numel() for p in model.parameters())},
         data={
-            "source": config.data,
+            "source": source,
             "data_dir": config.data_dir,
+            "split_file": SPLIT_FILE,
             "classes": list(splits.train.classes),
             "split_seed": config.seed,
             "sizes": {name: len(ds) for name, ds in splits.items()},
