@@ -16,6 +16,7 @@ from cnnkit.train.job import TrainConfig, run_training
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("single_thread")  # as each torchrun process: the same conv kernels
 def test_two_processes_train_like_one(tiny_mnist_dir, tmp_path) -> None:
     settings = ["--data-dir", str(tiny_mnist_dir), "--val-size", "200", "--model", "lenet"]
     settings += ["--epochs", "2", "--optimizer", "sgd", "--lr", "0.05", "--precision", "fp32"]
@@ -47,8 +48,9 @@ def test_two_processes_train_like_one(tiny_mnist_dir, tmp_path) -> None:
     card = ddp.card
     assert card["environment"]["world_size"] == 2 and card["training"]["world_size"] == 2
     a, b = ddp.load_model().state_dict(), Run(single.run.path).load_model().state_dict()
-    for key in a:  # the same global batches, gradients averaged: the same weights
-        assert torch.allclose(a[key], b[key], atol=1e-5), key
+    # the same global batches, gradients averaged: the same weights up to float rounding
+    worst = max(float((a[key] - b[key]).abs().max()) for key in a)
+    assert worst < 1e-5, worst
     history = ddp.read_json("history.json")
     assert history[-1]["val_accuracy"] == pytest.approx(single.history[-1]["val_accuracy"])
     assert history[-1]["loss"] == pytest.approx(single.history[-1]["loss"], rel=1e-4)
