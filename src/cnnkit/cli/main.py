@@ -21,17 +21,20 @@ from cnnkit.cli import (
     filters,
     gradcam,
     models,
+    predict,
     report,
+    serve,
     summary,
     train,
 )
+from cnnkit.cli import export as export_cli
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError
 
 app = typer.Typer(
     name="cnnkit",
     help="Convolutional neural networks for image classification: data in, trained, "
-    "evaluated and explained models out.",
+    "evaluated, explained and exported models out.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -68,6 +71,9 @@ app.command("compare")(compare.compare_command)
 app.command("filters")(filters.filters_command)
 app.command("featuremaps")(featuremaps.featuremaps_command)
 app.command("gradcam")(gradcam.gradcam_command)
+app.command("predict")(predict.predict_command)
+app.command("export")(export_cli.export_command)
+app.command("serve")(serve.serve_command)
 app.command("models")(models.models_command)
 app.command("summary")(summary.summary_command)
 app.command("conv")(conv.conv_command)
