@@ -154,3 +154,20 @@ def test_onnx_model_refuses_files_without_cnnkit_metadata(tmp_path) -> None:
     (tmp_path / "junk.onnx").write_bytes(np.arange(100, dtype=np.uint8).tobytes())
     with pytest.raises(ModelError, match="onnxruntime cannot load"):
         OnnxModel(tmp_path / "junk.onnx")
+
+
+def test_cli_prints_the_parity_of_each_file(trained, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from cnnkit.cli.main import app
+
+    target = tmp_path / "out"
+    result = CliRunner().invoke(
+        app,
+        ["export", str(trained.path), "-f", "pt2", "--samples", "20", "--out", str(target)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "model.pt2 (torch.export" in result.output
+    assert "top-1 agreement 20/20 (100.00%) on test images" in result.output
+    assert (target / "model.pt2").is_file() and not (target / "model.onnx").exists()

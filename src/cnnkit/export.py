@@ -26,8 +26,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -36,6 +34,7 @@ from typing import Any
 
 import torch
 
+from cnnkit.atomic import atomic_folder
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, ModelError, RunError
 from cnnkit.inference import EVAL_BATCH, predict_logits
@@ -193,7 +192,9 @@ def export_run(
     metadata = export_metadata(run)
     target = Path(out) if out is not None else run.path / EXPORT_DIR
 
-    with _staging(target) as staging:
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f"{target} exists and is not a folder; choose another --out")
+    with atomic_folder(target, replace=True) as staging:
         program = _torch_export(model, pre(images[:2]))
         files: dict[str, Path] = {}
         parity: dict[str, Parity] = {}
@@ -349,26 +350,6 @@ def _default_split(run: Run) -> str:
 def _batched(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([function(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
-
-
-@contextlib.contextmanager
-def _staging(target: Path) -> Iterator[Path]:
-    """A fresh folder beside ``target``; on success it replaces ``target`` as a whole."""
-    if target.exists() and not target.is_dir():
-        raise ConfigError(f"{target} exists and is not a folder; choose another --out")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
-        yield staging
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-            os.replace(target, old / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 @contextlib.contextmanager

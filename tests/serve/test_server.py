@@ -400,3 +400,13 @@ def test_port_in_use_is_a_clear_error(server) -> None:
         serve_in_background(create_app(server.predictor), port=server.port),
     ):
         pass
+
+
+def test_cli_refuses_a_public_address_without_the_flag(trained) -> None:
+    from typer.testing import CliRunner
+
+    from cnnkit.cli.main import app
+
+    result = CliRunner().invoke(app, ["serve", str(trained.path), "--host", "0.0.0.0"])
+    assert isinstance(result.exception, ConfigError)
+    assert "--allow-remote" in str(result.exception)
