@@ -111,7 +111,7 @@ def test_images_are_decoded_by_the_runs_input_spec(predictor, tmp_path) -> None:
     from cnnkit.data.images import load_image
 
     expected = load_image(photo, channels=1, size=(28, 28), fit="pad")
-    assert torch.equal(loaded, torch.from_numpy(expected))
+    assert torch.equal(loaded, torch.tensor(expected))
     assert loaded[:, :7].sum() == 0  # padded: black bands above and below the wide picture
     (prediction,) = predictor.predict([photo], top_k=3)
     assert len(prediction.top) == 3 and prediction.source == str(photo)

@@ -37,6 +37,7 @@ import torch
 from cnnkit.atomic import atomic_folder
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, ModelError, RunError
+from cnnkit.evaluate.evaluation import default_split
 from cnnkit.inference import EVAL_BATCH, predict_logits
 from cnnkit.predict import InputSpec
 from cnnkit.run import Run
@@ -181,7 +182,7 @@ def export_run(
         raise ConfigError(f"tolerance must be positive, got {tolerance}")
     if "onnx" in chosen:
         _require_onnx()
-    split = split or _default_split(run)
+    split = split or default_split(run)
     dataset = run.load_data(split, data_dir=data_dir)
     images = dataset.images if samples == 0 else dataset.images[:samples]
     if len(images) == 0:
@@ -340,11 +341,6 @@ def _require_onnx() -> None:
             f"ONNX export needs the export extra ({exc.name} is missing): "
             "pip install 'cnnkit[export]'"
         ) from exc
-
-
-def _default_split(run: Run) -> str:
-    sizes = run.card.get("data", {}).get("sizes", {})
-    return "test" if not sizes or sizes.get("test") else "val"
 
 
 def _batched(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:

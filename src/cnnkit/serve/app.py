@@ -235,7 +235,6 @@ class Demo:
             "run": card.get("name", run.path.name),
             "model": card.get("model", {}).get("name"),
             "parameters": card.get("model", {}).get("parameters"),
-            "data": card.get("data", {}).get("source"),
             "classes": list(predictor.classes),
             "input": predictor.spec.to_dict(),
             "accuracy": {"split": split_name, "value": accuracy} if accuracy is not None else None,
