@@ -294,9 +294,10 @@ function showResult(answer) {
   $("cam-figure").hidden = !cam;
   if (cam) {
     $("cam").src = cam.overlay;
+    const layer = cam.layer.replace(/\./g, ".\u200b"); // long module paths wrap at the dots
     $("cam-caption").textContent = cam.blank
-      ? "Grad-CAM at " + cam.layer + ": no positive evidence (blank map)"
-      : "Grad-CAM at " + cam.layer + ": red is where it saw “" + cam.class + "”";
+      ? "Grad-CAM at " + layer + ": no positive evidence (blank map)"
+      : "Grad-CAM at " + layer + ": red is where it saw “" + cam.class + "”";
   }
 }
 
