@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from cnnkit import __version__
-from cnnkit.cli import data, evaluate, models, train
+from cnnkit.cli import data, evaluate, features, models, train, transfer
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError
 
@@ -54,6 +54,9 @@ app.command("evaluate")(evaluate.evaluate_command)
 app.command("models")(models.models_command)
 app.command("datasets")(data.datasets_command)
 app.add_typer(data.app, name="data")
+app.command("features")(features.features_command)
+app.command("transfer")(transfer.transfer_command)
+app.command("finetune")(transfer.finetune_command)
 
 
 def main() -> None:

@@ -18,7 +18,11 @@ from torch import nn
 
 from cnnkit.errors import ModelError
 
-ZOO_MODULES = ("cnnkit.models.zoo.lenet",)
+ZOO_MODULES = (
+    "cnnkit.models.zoo.lenet",
+    "cnnkit.models.zoo.efficientnet_lite",
+    "cnnkit.models.adapter",
+)
 
 Builder = Callable[..., nn.Module]
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import load_dataset
 from cnnkit.devices import resolve_device
@@ -71,16 +72,30 @@ class TrainResult:
     metrics: dict[str, dict[str, float]]
 
 
-def _create_run(config: TrainConfig) -> Run:
-    if config.name:
-        return Run.create(config.runs_dir, config.name)
-    base = default_run_name(config.model, config.data)
+def create_run(runs_dir: str, name: str | None, *, model: str, data: str) -> Run:
+    """A new run directory: ``runs_dir/name``, or a free ``<model>-<data>-<time>[-N]``."""
+    if name:
+        return Run.create(runs_dir, name)
+    base = default_run_name(model, data)
     for attempt in range(1, 100):
         try:
-            return Run.create(config.runs_dir, base if attempt == 1 else f"{base}-{attempt}")
+            return Run.create(runs_dir, base if attempt == 1 else f"{base}-{attempt}")
         except RunError:
             continue
-    raise RunError(f"could not find a free run name under {config.runs_dir}")
+    raise RunError(f"could not find a free run name under {runs_dir}")
+
+
+def data_record(source: str, data_dir: str | None, splits: Splits, *, seed: int) -> dict[str, Any]:
+    """The run card's ``data`` section: source, classes, split sizes, fingerprints, origin."""
+    return {
+        "source": source,
+        "data_dir": data_dir,
+        "classes": list(splits.train.classes),
+        "split_seed": seed,
+        "sizes": {name: len(ds) for name, ds in splits.items()},
+        "fingerprints": {name: ds.fingerprint() for name, ds in splits.items()},
+        "origin": {name: ds.source for name, ds in splits.items()},
+    }
 
 
 def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> TrainResult:
@@ -98,7 +113,7 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
         num_classes=splits.train.num_classes,
         **config.model_options,
     )
-    run = _create_run(config)
+    run = create_run(config.runs_dir, config.name, model=config.model, data=config.data)
     run.update_card(
         name=run.path.name,
         status="training",
@@ -111,15 +126,7 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
             "num_classes": splits.train.num_classes,
             "parameters": sum(p.numel() for p in model.parameters()),
         },
-        data={
-            "source": config.data,
-            "data_dir": config.data_dir,
-            "classes": list(splits.train.classes),
-            "split_seed": config.seed,
-            "sizes": {name: len(ds) for name, ds in splits.items()},
-            "fingerprints": {name: ds.fingerprint() for name, ds in splits.items()},
-            "origin": {name: ds.source for name, ds in splits.items()},
-        },
+        data=data_record(config.data, config.data_dir, splits, seed=config.seed),
         preprocessing=preprocessing.to_dict(),
         environment=describe_environment(device),
     )
