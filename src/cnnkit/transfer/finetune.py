@@ -322,7 +322,9 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
         name=run.path.name,
         status="training",
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        config=dataclasses.asdict(config),
+        # val_size on the card is the hold-out ``Run.load_data`` passes to load_dataset (as
+        # for `cnnkit train`); the sample drawn from each split is under data.subsets
+        config={**dataclasses.asdict(config), "val_size": sample.holdout},
         model={**record, "parameters": sum(p.numel() for p in model.parameters())},
         data={
             **data_record(config.data, config.data_dir, splits, seed=config.seed),

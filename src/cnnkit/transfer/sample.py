@@ -41,6 +41,12 @@ class Sample:
         if self.val_size is not None and self.val_size < 0:
             raise ConfigError(f"val size must be 0 or more, got {self.val_size}")
 
+    @property
+    def holdout(self) -> int | None:
+        """The ``val_size`` for ``load_dataset``: 0 when validation is dropped, else the
+        source's default hold-out (the sample is then drawn from it)."""
+        return 0 if self.val_size == 0 else None
+
     def records(self) -> dict[str, dict[str, Any]]:
         """Per split, the ``stratified_sample`` arguments that re-draw it (for the run card)."""
         records: dict[str, dict[str, Any]] = {}
@@ -86,5 +92,5 @@ def load_sample(
     data_dir: str | Path | None = None,
 ) -> Splits:
     """Load the source ``data`` (its default validation split) and draw ``sample`` from it."""
-    splits = load_dataset(data, data_dir=data_dir, seed=sample.seed)
+    splits = load_dataset(data, data_dir=data_dir, val_size=sample.holdout, seed=sample.seed)
     return sample.apply(splits)
