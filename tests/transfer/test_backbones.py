@@ -112,3 +112,12 @@ def test_timm_backbone_through_its_interface(monkeypatch) -> None:
     assert backbone.network.forward_features(torch.rand(2, 3, 64, 64)).shape == (2, 8)
     with pytest.raises(ModelError, match="cannot be rebuilt from a run card"):
         backbone.model_record((1, 28, 28), 10)
+
+
+def test_top_k_names_imagenet_classes_and_refuses_float_images(lite0) -> None:
+    ranked = lite0.top_k(torch.zeros(2, 1, 40, 40, dtype=torch.uint8), k=3)
+    assert len(ranked) == 2 and len(ranked[0]) == 3
+    assert all(name in lite0.classes and 0.0 <= p <= 1.0 for name, p in ranked[0])
+    assert ranked[0][0][1] >= ranked[0][1][1] >= ranked[0][2][1]
+    with pytest.raises(ModelError, match="top_k needs uint8 images"):
+        lite0.top_k(torch.zeros(1, 3, 40, 40))

@@ -142,6 +142,31 @@ class Backbone:
             "num_classes": num_classes,
         }
 
+    @torch.no_grad()
+    def top_k(self, images: torch.Tensor, k: int = 5) -> list[list[tuple[str, float]]]:
+        """The ``k`` most likely classes of each image, with probabilities, best first.
+
+        Args:
+            images: uint8 ``(N, C, H, W)`` of any size and 1 or 3 channels (adapted here).
+            k: how many classes per image.
+        """
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ModelError(
+                f"top_k needs uint8 images (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
+        adapter = self.adapter_for(tuple(images.shape[1:]))
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            probabilities = self.network(adapter(images.float() / 255)).softmax(1)
+        finally:
+            self.network.train(was_training)
+        best = probabilities.topk(min(k, probabilities.shape[1]), dim=1)
+        return [
+            [(self.classes[i], float(p)) for p, i in zip(values, indices, strict=True)]
+            for values, indices in zip(best.values.tolist(), best.indices.tolist(), strict=True)
+        ]
+
     @staticmethod
     def preprocessing_for(image_shape: Sequence[int]) -> Preprocessing:
         """What goes before an adapted model: pixels scaled to 0..1, nothing else.
