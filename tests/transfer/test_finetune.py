@@ -185,3 +185,7 @@ def test_finetune_writes_a_run_that_evaluates_and_serves_as_a_backbone(
     assert backbone.input_shape == (1, 28, 28) and backbone.num_features == 1280
     model = Run.open(result.run.path).load_model()
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+    nested = backbone.classifier_for((1, 28, 28), 3)  # its blocks are backbone.blocks.N now
+    frozen = freeze(nested, parse_freeze("until:blocks.3"))
+    assert "features.backbone.backbone.blocks.3.project.bn.weight" in frozen.parameters
+    assert nested(torch.rand(2, 1, 28, 28)).shape == (2, 3)

@@ -106,6 +106,15 @@ def _keep_eval(module: nn.Module, args: Any) -> None:
     module.train(False)
 
 
+def _resolve_layer(layer: str, names: list[str]) -> str | None:
+    """``layer`` itself, or the one name ending in ``.layer`` (a backbone nested in a
+    fine-tuned run names its blocks ``backbone.blocks.3``); None when neither exists."""
+    if layer in names:
+        return layer
+    nested = [name for name in names if name.endswith(f".{layer}")]
+    return nested[0] if len(nested) == 1 else None
+
+
 def freeze(model: Classifier, spec: FreezeSpec) -> Frozen:
     """Freeze part of ``model``'s backbone in place (the head always stays trainable).
 
@@ -119,10 +128,11 @@ def freeze(model: Classifier, spec: FreezeSpec) -> Frozen:
     if spec.mode == "all":
         chosen = modules
     else:
+        layer = _resolve_layer(str(spec.layer), [name for name, _ in modules])
         inside = [
             i
             for i, (name, _) in enumerate(modules)
-            if name == spec.layer or name.startswith(f"{spec.layer}.")
+            if layer is not None and (name == layer or name.startswith(f"{layer}."))
         ]
         if not inside:
             names = layer_names(model)
