@@ -55,3 +55,23 @@ def tiny_mnist_dir(tmp_path_factory, mnist_parts) -> Path:
         write_idx(folder / names[0], part.images[:count, 0].numpy())
         write_idx(folder / names[1], part.labels[:count].numpy().astype(np.uint8))
     return folder
+
+
+@pytest.fixture(scope="session")
+def planted_dir(tmp_path_factory) -> Path:
+    """A train/ test/ folder of pictures with every problem the health check finds."""
+    from tests.data.imagefiles import planted_folder
+
+    return planted_folder(tmp_path_factory.mktemp("planted") / "pets")
+
+
+@pytest.fixture
+def single_thread():
+    """Run torch on one thread: tiny models gain nothing from more, and on a loaded machine
+    OpenMP's waiting between threads makes each small op up to 50x slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

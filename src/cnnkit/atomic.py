@@ -1,17 +1,46 @@
 """Atomic file writes: write to a temporary file beside the target, then rename over it.
 
-A crash or Ctrl-C in the middle of a write leaves the previous file intact.
+A crash or Ctrl-C in the middle of a write leaves the previous file intact. Finished files
+get the usual permissions (``0o666`` minus the umask), not the private ``0o600`` of a
+temporary file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+@functools.cache
+def _file_mode() -> int:
+    umask = os.umask(0o022)  # read the umask (the only way) and put it back at once
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+    """Yield ``(fd, tmp_path)`` of a new file beside ``path``; on success move it over ``path``.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        yield fd, tmp
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 @contextlib.contextmanager
@@ -21,24 +50,16 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     Args:
         path: the final file path.
         mode: ``"wb"`` or ``"w"``.
-
-    On any exception the temporary file is removed and ``path`` is untouched.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', not {mode!r}")
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with (
+        _temporary_beside(path) as (fd, _),
+        os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as handle,
+    ):
+        yield handle
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
@@ -48,19 +69,11 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
         handle.write("\n")
 
 
-def write_path_atomically(path: str | os.PathLike[str], writer: Any) -> None:
+def write_path_atomically(path: str | os.PathLike[str], writer: Callable[[str], Any]) -> None:
     """Call ``writer(tmp_path)`` to produce a file, then move it over ``path`` atomically.
 
     For libraries (safetensors, matplotlib) that insist on writing to a path themselves.
     """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
+    with _temporary_beside(path) as (fd, tmp):
+        os.close(fd)
         writer(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -3,8 +3,8 @@
 ``runs/<name>/`` holds
 
 - ``run.json`` — the run card: resolved config, model record (name, options, input shape,
-  class count), data (source, classes, split sizes, fingerprints), preprocessing,
-  environment, status and timings;
+  class count; the layer spec of models built from layers), data (source, classes, split
+  sizes, fingerprints), preprocessing, environment, status and timings;
 - ``weights.safetensors`` — the trained weights;
 - ``history.csv`` / ``history.json`` — per-epoch logs;
 - ``metrics.json`` — final metrics.
@@ -28,7 +28,7 @@ from torch import nn
 from cnnkit.atomic import write_json, write_path_atomically
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.errors import RunError
+from cnnkit.errors import DataError, RunError
 
 CARD = "run.json"
 WEIGHTS = "weights.safetensors"
@@ -125,16 +125,28 @@ class Run:
         Raises:
             RunError: the split does not exist, or the data found differs from the run's.
         """
-        from cnnkit.data.sources import load_dataset
+        from cnnkit.data.sources import make_splits, read_source
 
         data = self._section("data")
         config = self.card.get("config", {})
-        splits = load_dataset(
-            data["source"],
-            data_dir=data_dir if data_dir is not None else data.get("data_dir"),
-            val_size=config.get("val_size"),
-            seed=int(data.get("split_seed", 0)),
+        found = read_source(
+            data["source"], data_dir if data_dir is not None else data.get("data_dir")
         )
+        split_file = data.get("split_file")  # the exact parts, when the run recorded them
+        try:
+            splits = make_splits(
+                data["source"],
+                found,
+                val_size=config.get("val_size"),
+                test_size=config.get("test_size"),
+                seed=int(data.get("split_seed", 0)),
+                group_by=config.get("group_by"),
+                split_file=self.path / split_file if split_file else None,
+            )
+        except DataError as exc:  # the samples named by the run's split.json are not all there
+            raise RunError(
+                f"the data found now differs from the data the run was trained with ({exc})"
+            ) from exc
         parts = dict(splits.items())
         if split not in parts:
             raise RunError(f"split {split!r} is not available; choose one of {', '.join(parts)}")
@@ -166,16 +178,11 @@ class Run:
         from safetensors import SafetensorError
         from safetensors.torch import load_model
 
-        from cnnkit.models.registry import build_model
+        from cnnkit.models.spec import rebuild_model
 
         record = self._section("model")
         try:
-            model = build_model(
-                record["name"],
-                input_shape=tuple(record["input_shape"]),
-                num_classes=int(record["num_classes"]),
-                **record.get("options", {}),
-            )
+            model = rebuild_model(record)  # by registry name, or from the stored layer spec
         except KeyError as exc:
             raise RunError(f"{self.path / CARD}: model record lacks {exc}") from exc
         weights = self.path / WEIGHTS

@@ -30,7 +30,7 @@ def test_version() -> None:
 
 def test_help_describes_every_command() -> None:
     text = cnnkit("--help").stdout
-    for command in ("train", "evaluate", "models", "datasets", "data"):
+    for command in ("train", "evaluate", "models", "summary", "conv", "datasets", "data"):
         assert re.search(rf"│ {command}\s+\S", text), command
 
 

@@ -26,7 +26,7 @@ def test_init_schemes(init: str) -> None:
     if init == "keras":
         assert torch.count_nonzero(bias) == 0
     if init == "normal":
-        weight = model.features[-2].weight.detach()
+        weight = model.features.layers["dense"].linear.weight.detach()
         assert 0.08 < float(weight.std()) < 0.12 and 0.3 < float(bias.std()) < 2.0
 
 

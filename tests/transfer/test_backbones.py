@@ -15,6 +15,8 @@ from cnnkit.run import Run
 from cnnkit.transfer.backbones import load_backbone
 from cnnkit.transfer.efficientnet_lite import MEAN, STD
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # small ops: see conftest
+
 
 def test_pretrained_backbone_carries_its_preprocessing(lite0) -> None:
     assert lite0.input_shape == (3, 224, 224) and lite0.color_order == "RGB"
@@ -121,3 +123,28 @@ def test_top_k_names_imagenet_classes_and_refuses_float_images(lite0) -> None:
     assert ranked[0][0][1] >= ranked[0][1][1] >= ranked[0][2][1]
     with pytest.raises(ModelError, match="top_k needs uint8 images"):
         lite0.top_k(torch.zeros(1, 3, 40, 40))
+
+
+def test_resize_follows_the_data_size_rule() -> None:
+    wide = torch.ones(1, 1, 2, 4)
+    padded = resize_images(wide, (4, 4), "pad")  # scaled to 2x4 already fits: black bands
+    assert padded[0, 0, 0].sum() == 0 and padded[0, 0, 3].sum() == 0
+    assert torch.allclose(padded[0, 0, 1:3], torch.ones(2, 4))
+    assert torch.allclose(resize_images(wide, (4, 4), "crop"), torch.ones(1, 1, 4, 4))
+    with pytest.raises(ModelError, match="unknown fit 'squash'"):
+        resize_images(wide, (4, 4), "squash")
+
+
+@pytest.mark.parametrize("fit", ["pad", "crop", "stretch"])
+def test_resize_matches_pillow_on_a_real_photo(fit) -> None:
+    """The batch rule and cnnkit.data.images.fit_image (Pillow) give the same picture."""
+    import numpy as np
+    from PIL import Image
+    from skimage import data
+
+    from cnnkit.data.images import fit_image
+
+    photo = data.camera()[::4, ::3]  # 128x171 grey, not square
+    ours = resize_images(torch.from_numpy(photo).float()[None, None], (64, 64), fit)[0, 0]
+    pillow = np.asarray(fit_image(Image.fromarray(photo), (64, 64), fit), dtype=np.float32)
+    assert float((ours - torch.from_numpy(pillow)).abs().mean()) < 2.0  # of 255

@@ -15,6 +15,8 @@ from cnnkit.cli.console import out
 from cnnkit.cli.main import main
 from tests.transfer.conftest import write_lenet_run
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # small ops: see conftest
+
 
 @pytest.fixture
 def cli(monkeypatch, capsys):

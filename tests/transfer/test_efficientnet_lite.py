@@ -16,6 +16,8 @@ from cnnkit.transfer.efficientnet_lite import (
     weights_path,
 )
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # small ops: see conftest
+
 # the domestic-cat classes of ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
 CAT_CLASSES = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 

@@ -22,6 +22,8 @@ from cnnkit.transfer.finetune import (
     unfreeze,
 )
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # small ops: see conftest
+
 SIZE = 32  # input side: small, so a training step of EfficientNet-Lite0 takes milliseconds
 
 

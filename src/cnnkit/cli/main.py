@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 
 from cnnkit import __version__
-from cnnkit.cli import data, evaluate, features, models, train, transfer
+from cnnkit.cli import conv, data, evaluate, features, models, summary, train, transfer
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError
 
@@ -52,6 +52,8 @@ def _global(
 app.command("train")(train.train_command)
 app.command("evaluate")(evaluate.evaluate_command)
 app.command("models")(models.models_command)
+app.command("summary")(summary.summary_command)
+app.command("conv")(conv.conv_command)
 app.command("datasets")(data.datasets_command)
 app.add_typer(data.app, name="data")
 app.command("features")(features.features_command)

@@ -25,12 +25,22 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
     return options
 
 
+def count_or_fraction(value: float | None) -> int | float | None:
+    """A split size from the command line: ``5000`` -> 5000 (a count), ``0.1`` -> 0.1."""
+    return None if value is None else (int(value) if value >= 1 else value)
+
+
 def train_command(
     data: str = typer.Option("mnist", "--data", "-d", help="Data source (see `cnnkit datasets`)."),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Read the data source's files from this folder only."
     ),
-    model: str = typer.Option("lenet", "--model", "-m", help="Model name (see `cnnkit models`)."),
+    model: str = typer.Option(
+        "lenet",
+        "--model",
+        "-m",
+        help="Model name (see `cnnkit models`) or a model spec file (.yaml/.yml/.json).",
+    ),
     model_option: list[str] = typer.Option(
         [], "--model-option", "-o", help="Model option key=value, e.g. init=normal (repeatable)."
     ),
@@ -44,6 +54,23 @@ def train_command(
         help="Validation samples held out of train: a count (5000) or fraction (0.1); "
         "default: the source's (MNIST 5000); 0 for none.",
     ),
+    test_size: float | None = typer.Option(
+        None,
+        "--test-size",
+        help="Test samples held out for sources without a test part (a folder without "
+        "test/): a count or fraction; default 0.2.",
+    ),
+    group_by: str | None = typer.Option(
+        None,
+        "--group-by",
+        help="Regular expression whose first (...) group names each sample's group in its "
+        "file path; a group never spans train/val/test.",
+    ),
+    split_file: Path | None = typer.Option(
+        None,
+        "--split-file",
+        help="Reuse the split of a split.json or of a run directory (e.g. runs/NAME).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seeds the split, initial weights and shuffling."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
@@ -56,7 +83,10 @@ def train_command(
     config = TrainConfig(
         data=data,
         data_dir=str(data_dir) if data_dir is not None else None,
-        val_size=None if val_size is None else (int(val_size) if val_size >= 1 else val_size),
+        val_size=count_or_fraction(val_size),
+        test_size=count_or_fraction(test_size),
+        group_by=group_by,
+        split_file=str(split_file) if split_file is not None else None,
         model=model,
         model_options=parse_options(model_option),
         epochs=epochs,

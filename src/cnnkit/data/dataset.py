@@ -84,6 +84,29 @@ class Dataset:
             ids=tuple(ids) if ids is not None else None,
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[Dataset], *, source: str = "") -> Dataset:
+        """The samples of ``parts`` one after the other; all must share classes and shape.
+
+        Ids are kept when every part has its own (otherwise each part's default ids).
+        """
+        if not parts:
+            raise DataError("cannot concatenate zero datasets")
+        first = parts[0]
+        for part in parts[1:]:
+            if part.classes != first.classes or part.image_shape != first.image_shape:
+                raise DataError(
+                    f"cannot concatenate {part.source or 'a dataset'} with "
+                    f"{first.source or 'a dataset'}: classes or image shapes differ"
+                )
+        return cls(
+            images=torch.cat([p.images for p in parts]),
+            labels=torch.cat([p.labels for p in parts]),
+            classes=first.classes,
+            source=source or first.source,
+            ids=tuple(i for p in parts for i in p.sample_ids()),
+        )
+
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 

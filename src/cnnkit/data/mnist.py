@@ -1,13 +1,7 @@
 """MNIST-style sources: four IDX files (train/test images and labels), found or downloaded.
 
-Where a source's files are looked for, in order:
-
-1. an explicit ``data_dir`` (``--data-dir``), when given — and nowhere else;
-2. the user cache: ``$CNNKIT_DATA/<name>`` or ``~/.cache/cnnkit/<name>``;
-3. folders the source knows (the copy of MNIST shipped inside cnnkit, Debian's
-   Fashion-MNIST package, ...).
-
-A download from the source's mirrors into the user cache happens only when asked for.
+Where a source's files are looked for: see :mod:`cnnkit.data.locations`. A download from
+the source's mirrors into the user cache happens only when asked for.
 """
 
 from __future__ import annotations
@@ -15,7 +9,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +16,7 @@ from pathlib import Path
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.download import Progress, Verify, download
 from cnnkit.data.idx import read_idx_pair
+from cnnkit.data.locations import data_home, search_dirs
 from cnnkit.errors import DataNotFoundError, DownloadError
 
 log = logging.getLogger(__name__)
@@ -141,17 +135,9 @@ FASHION_MNIST = IdxSource(
 )
 
 
-def data_home() -> Path:
-    """The user data cache: ``$CNNKIT_DATA`` or ``~/.cache/cnnkit``."""
-    env = os.environ.get("CNNKIT_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "cnnkit"
-
-
 def candidate_dirs(source: IdxSource, data_dir: Path | None) -> list[Path]:
-    """Folders searched for ``source``'s files, in order (see the module docstring)."""
-    if data_dir is not None:
-        return [Path(data_dir), Path(data_dir) / source.name]
-    return [data_home() / source.name, *source.known_dirs]
+    """Folders searched for ``source``'s files, in order (see :mod:`cnnkit.data.locations`)."""
+    return search_dirs(source.name, source.known_dirs, data_dir)
 
 
 def find_files(source: IdxSource, data_dir: Path | None = None) -> dict[str, Path]:

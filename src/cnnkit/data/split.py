@@ -1,22 +1,63 @@
-"""Seeded, stratified splits of a dataset."""
+"""Seeded, stratified (and optionally group-aware) splits of a dataset, and split files.
+
+A split is a pure function of the labels, the sizes, the seed and — when given — the
+groups: samples of one group (one subject, one object photographed many times) always
+land in the same part, so near-duplicates of one subject cannot leak from training into
+validation or test. Groups come from a regular expression applied to each sample id
+(for a folder, the file path): its first capture group, or the whole match, names the
+group; a sample it does not match is a group of its own.
+
+A split file (``split.json``, written into every run directory) lists the ids of the
+samples of each part, in order. Applying it to the same data gives exactly the same
+parts, so a split can be reused by another run (``--split-file runs/<name>``) and a run's
+evaluation reads exactly the test set it was measured on. For a folder the ids are stored
+relative to the folder, so the file still applies when the folder moves.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
-from cnnkit.data.dataset import Dataset
-from cnnkit.errors import ConfigError
+from cnnkit.atomic import write_json
+from cnnkit.data.dataset import Dataset, Splits
+from cnnkit.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+SPLIT_FILE = "split.json"
+SPLIT_FORMAT = "cnnkit-split/1"
+
+
+def held_out_count(size: int | float, n: int) -> int:
+    """A count (int) or a fraction (0 < float < 1) of ``n`` as a number of samples (≥ 1)."""
+    if isinstance(size, float) and not 0.0 < size < 1.0:
+        raise ConfigError(f"a split fraction must be between 0 and 1, got {size}")
+    return max(1, round(size * n)) if isinstance(size, float) else int(size)
 
 
 def stratified_indices(
-    labels: np.ndarray, size: int | float, *, seed: int
+    labels: np.ndarray,
+    size: int | float,
+    *,
+    seed: int,
+    groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split sample indices into (kept, held out), preserving class proportions.
 
     Args:
         labels: int labels ``(N,)``.
         size: held-out part as a count (int ≥ 1) or a fraction (0 < float < 1).
-        seed: the split is a pure function of ``labels``, ``size`` and ``seed``.
+        seed: the split is a pure function of ``labels``, ``size``, ``groups`` and ``seed``.
+        groups: optional int group of each sample ``(N,)``; a group is never divided.
+            The held-out size is then approximate (whole groups move).
 
     Returns:
         Two sorted int64 index arrays that together cover ``0..N-1`` once.
@@ -24,27 +65,259 @@ def stratified_indices(
     from sklearn.model_selection import train_test_split
 
     n = len(labels)
-    held = round(size * n) if isinstance(size, float) else int(size)
-    if isinstance(size, float) and not 0.0 < size < 1.0:
-        raise ConfigError(f"a split fraction must be between 0 and 1, got {size}")
+    held = held_out_count(size, n)
     if not 0 < held < n:
         raise ConfigError(f"cannot hold out {held} of {n} samples; choose 1..{n - 1}")
+    if groups is not None:
+        return _grouped_indices(labels, groups, held, seed)
     counts = np.bincount(labels)
-    stratify = labels if counts[counts > 0].min() >= 2 else None
+    classes = int((counts > 0).sum())
+    stratify = labels if counts[counts > 0].min() >= 2 and classes <= min(held, n - held) else None
+    if stratify is None:
+        log.warning(
+            "too few samples per class to stratify a %d-sample split; splitting at random", held
+        )
     kept, out = train_test_split(
         np.arange(n), test_size=held, random_state=seed, shuffle=True, stratify=stratify
     )
     return np.sort(kept), np.sort(out)
 
 
+def _grouped_indices(
+    labels: np.ndarray, groups: np.ndarray, held: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    n = len(labels)
+    n_groups = len(np.unique(groups))
+    folds = max(2, min(n_groups, round(n / held)))
+    if n_groups < 2:
+        raise ConfigError(
+            "all samples fall into one group; a group-aware split needs at least two groups "
+            "(check the --group-by pattern)"
+        )
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # "least populated class has fewer members than n_splits"
+        warnings.simplefilter("ignore", UserWarning)
+        kept, out = next(splitter.split(np.zeros(n), labels, groups))
+    return np.sort(kept), np.sort(out)
+
+
+def group_ids(ids: Sequence[str], pattern: str) -> np.ndarray:
+    """Group number of each sample id: ``pattern``'s first capture group or whole match.
+
+    Raises:
+        ConfigError: the pattern is not a valid regular expression, or matches no id.
+    """
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        raise ConfigError(
+            f"--group-by {pattern!r} is not a valid regular expression ({exc})"
+        ) from exc
+    keys = []
+    unmatched = 0
+    for i, sample in enumerate(ids):
+        found = regex.search(sample)
+        if found is None:
+            keys.append(f"\0unmatched/{i}")
+            unmatched += 1
+        else:
+            keys.append(found.group(1) if regex.groups else found.group(0))
+    if ids and unmatched == len(ids):
+        raise ConfigError(
+            f"--group-by {pattern!r} matches none of the {len(ids)} sample ids (e.g. "
+            f"{ids[0]!r}); write a pattern whose first (...) group names the group"
+        )
+    if unmatched:
+        log.warning(
+            "--group-by matched %d of %d samples; the rest are groups of one",
+            len(ids) - unmatched,
+            len(ids),
+        )
+    return np.unique(np.asarray(keys), return_inverse=True)[1]
+
+
+def hold_out(
+    dataset: Dataset,
+    size: int | float,
+    *,
+    seed: int,
+    part: str = "validation",
+    group_by: str | None = None,
+) -> tuple[Dataset, Dataset]:
+    """Hold out a stratified (group-aware with ``group_by``) part; returns ``(kept, held)``."""
+    groups = group_ids(dataset.sample_ids(), group_by) if group_by else None
+    kept, held = stratified_indices(dataset.labels.numpy(), size, seed=seed, groups=groups)
+    base = dataset.source.split(" ", 1)[0]
+    return (
+        dataset.subset(kept, name=f"{base} (train part, seed {seed})"),
+        dataset.subset(held, name=f"{base} ({part} part, seed {seed})"),
+    )
+
+
 def split_validation(train: Dataset, size: int | float, *, seed: int) -> tuple[Dataset, Dataset]:
     """Hold out a stratified validation set from ``train``; returns ``(train, val)``."""
-    kept, held = stratified_indices(train.labels.numpy(), size, seed=seed)
-    base = train.source.split(" ", 1)[0]
-    return (
-        train.subset(kept, name=f"{base} (train part, seed {seed})"),
-        train.subset(held, name=f"{base} (validation part, seed {seed})"),
-    )
+    return hold_out(train, size, seed=seed)
+
+
+# -- split files ----------------------------------------------------------------------------
+
+
+def _key(sample_id: str, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return Path(sample_id).relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return sample_id
+
+
+def split_record(
+    splits: Splits, *, source: str, root: Path | None = None, **settings: Any
+) -> dict[str, Any]:
+    """The JSON record of a split: the ids of each part, in order, and how it was made."""
+    return {
+        "format": SPLIT_FORMAT,
+        "source": source,
+        "settings": settings,
+        "parts": {name: [_key(i, root) for i in ds.sample_ids()] for name, ds in splits.items()},
+    }
+
+
+def write_split_file(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
+    """Write a split record (see :func:`split_record`) as JSON, atomically.
+
+    Runs of ids that differ only by a consecutive number (``mnist:test/0``,
+    ``mnist:test/1``, ...) are stored as ``[prefix, first, stop]`` (``stop`` excluded).
+    """
+    on_disk = dict(record)
+    on_disk["parts"] = {name: _compress(keys) for name, keys in record["parts"].items()}
+    write_json(path, on_disk)
+
+
+_NUMBERED = re.compile(r"(.*?)(0|[1-9][0-9]*)")
+
+
+def _compress(keys: Sequence[str]) -> list[str | list[Any]]:
+    out: list[str | list[Any]] = []
+    for key in keys:
+        found = _NUMBERED.fullmatch(key)
+        last = out[-1] if out else None
+        if found and isinstance(last, list) and last[0] == found[1] and last[2] == int(found[2]):
+            last[2] += 1
+        elif found:
+            out.append([found[1], int(found[2]), int(found[2]) + 1])
+        else:
+            out.append(key)
+    return [item[0] + str(item[1]) if isinstance(item, list) and item[2] - item[1] == 1 else item
+            for item in out]  # fmt: skip
+
+
+def _expand(items: Any) -> list[str]:
+    if not isinstance(items, list):
+        raise ValueError("a part must be a list")
+    keys: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            keys.append(item)
+        elif (
+            isinstance(item, list)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and all(type(v) is int for v in item[1:])
+            and 0 <= item[1] < item[2]
+        ):
+            keys.extend(f"{item[0]}{i}" for i in range(item[1], item[2]))
+        else:
+            raise ValueError(f"bad entry {item!r}")
+    return keys
+
+
+def read_split_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a split file; ``path`` may be the file or a run directory holding ``split.json``."""
+    import json
+
+    file = Path(path)
+    if file.is_dir():
+        file = file / SPLIT_FILE
+    try:
+        record = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{file}: no such split file; pass a split.json or a run directory that has one"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{file}: unreadable split file ({exc})") from exc
+    try:
+        if record["format"] != SPLIT_FORMAT or "train" not in record["parts"]:
+            raise ValueError("not this format")
+        record["parts"] = {name: _expand(items) for name, items in record["parts"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(
+            f"{file}: not a cnnkit split file ({SPLIT_FORMAT} with train/val/test ids: {exc})"
+        ) from exc
+    record["path"] = str(file)
+    return record
+
+
+def apply_split_file(
+    record: Mapping[str, Any], parts: Mapping[str, Dataset], root: Path | None = None
+) -> Splits:
+    """The parts named by a split record, taken from the data's own parts.
+
+    Raises:
+        DataError: the record and the data do not hold the same samples (the data
+            changed), or the record names a sample twice.
+    """
+    where: dict[str, tuple[Dataset, int]] = {}
+    for dataset in parts.values():
+        for index, sample in enumerate(dataset.sample_ids()):
+            where[_key(sample, root)] = (dataset, index)
+    used: set[str] = set()
+    out: dict[str, Dataset | None] = {"train": None, "val": None, "test": None}
+    label = record.get("path", "split file")
+    for name, keys in record["parts"].items():
+        if name not in out:
+            raise DataError(f"{label}: unknown part {name!r}; expected train, val and test")
+        missing = [k for k in keys if k not in where]
+        if missing:
+            raise DataError(
+                f"{label}: {len(missing)} sample(s) of its {name} part are not in the data "
+                f"(e.g. {missing[0]!r}); the data changed since the split was made — point "
+                "--data-dir at the original data, or make a new split"
+            )
+        twice = used.intersection(keys)
+        if twice or len(set(keys)) != len(keys):
+            raise DataError(f"{label}: sample {sorted(twice or keys)[0]!r} is listed twice")
+        used.update(keys)
+        if keys:
+            out[name] = _take([where[k] for k in keys], f"{name} part of {Path(label).name}")
+    left = [k for k in where if k not in used]
+    if left:
+        raise DataError(
+            f"{label}: the data holds {len(left)} sample(s) the split file does not name "
+            f"(e.g. {left[0]!r}); the data changed since the split was made — point "
+            "--data-dir at the original data, or make a new split"
+        )
+    if out["train"] is None:
+        raise DataError(f"{label}: the train part is empty")
+    return Splits(train=out["train"], val=out["val"], test=out["test"])
+
+
+def _take(refs: Sequence[tuple[Dataset, int]], name: str) -> Dataset:
+    """The samples ``refs`` (dataset, index) in order, as one Dataset."""
+    pieces: list[Dataset] = []
+    start = 0
+    while start < len(refs):  # runs of consecutive refs into the same dataset
+        dataset = refs[start][0]
+        stop = start
+        while stop < len(refs) and refs[stop][0] is dataset:
+            stop += 1
+        pieces.append(dataset.subset([i for _, i in refs[start:stop]]))
+        start = stop
+    base = pieces[0].source.split(" ", 1)[0]
+    return Dataset.concat(pieces, source=f"{base} ({name})")
 
 
 def stratified_sample(

@@ -8,7 +8,8 @@ then accepts the dataset's images as they are (scaled to 0..1 by the run's prepr
 so evaluation, prediction and export need no extra step and cannot forget one.
 
 The adapter converts channels (grey replicated to RGB; RGB to grey by luminance), resizes with
-:func:`resize_images` (the one resize rule) and normalises with the backbone's mean and std.
+:func:`resize_images` (the size rule of :mod:`cnnkit.data.images`, for batches of tensors)
+and normalises with the backbone's mean and std.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cnnkit.data.images import DEFAULT_FIT, FIT_MODES
 from cnnkit.errors import ModelError
 from cnnkit.models.classifier import Classifier
 from cnnkit.models.registry import build_model, register_model
@@ -29,16 +31,41 @@ from cnnkit.models.registry import build_model, register_model
 LUMA = (0.299, 0.587, 0.114)
 
 
-def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The one resize rule of transfer learning: float ``(N, C, H, W)`` -> ``(N, C, *size)``.
+def resize_images(
+    images: torch.Tensor, size: tuple[int, int], fit: str = DEFAULT_FIT
+) -> torch.Tensor:
+    """The size rule of :mod:`cnnkit.data.images`, for a float batch ``(N, C, H, W)``.
 
-    Stretches to ``size`` (no crop, no pad: cnnkit datasets have one fixed shape, and
-    28x28 or 32x32 images keep their aspect ratio at 224x224), bilinear, with antialiasing
-    when shrinking; pixel centres aligned as in PIL (``align_corners=False``).
+    ``(N, C, H, W)`` -> ``(N, C, *size)``, by the same rule and arithmetic as
+    :func:`cnnkit.data.images.fit_image` applies to one decoded picture: left alone when
+    already of ``size``; ``pad`` scales to fit and centres on black (0), ``crop`` scales to
+    cover and cuts the centre, ``stretch`` ignores the aspect ratio. Antialiased bilinear,
+    pixel centres aligned as in Pillow. A square 28x28 or 32x32 image becomes a square
+    224x224 one the same way under all three.
     """
-    if tuple(images.shape[-2:]) == tuple(size):
+    if fit not in FIT_MODES:
+        raise ModelError(f"unknown fit {fit!r}; choose one of {', '.join(FIT_MODES)}")
+    height, width = size
+    in_h, in_w = int(images.shape[-2]), int(images.shape[-1])
+    if (in_h, in_w) == (height, width):
         return images
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
+    if fit == "stretch":
+        new_h, new_w = height, width
+    else:
+        scale = (min if fit == "pad" else max)(width / in_w, height / in_h)
+        new_w, new_h = max(1, round(in_w * scale)), max(1, round(in_h * scale))
+        bound = min if fit == "pad" else max
+        new_w, new_h = bound(new_w, width), bound(new_h, height)
+    out = F.interpolate(
+        images, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True
+    )
+    if (new_h, new_w) == (height, width):
+        return out
+    if fit == "pad":
+        left, top = (width - new_w) // 2, (height - new_h) // 2
+        return F.pad(out, (left, width - new_w - left, top, height - new_h - top))
+    left, top = (new_w - width) // 2, (new_h - height) // 2
+    return out[..., top : top + height, left : left + width]
 
 
 class InputAdapter(nn.Module):
@@ -49,6 +76,7 @@ class InputAdapter(nn.Module):
         input_shape: ``(C, H', W')`` the backbone expects.
         mean: per-channel mean the backbone was trained with, on the 0..1 scale.
         std: per-channel standard deviation, on the 0..1 scale.
+        fit: how the size changes (:func:`resize_images`): ``pad``, ``crop`` or ``stretch``.
 
     Raises:
         ModelError: the channel counts cannot be converted, or mean/std do not match ``C``.
@@ -64,8 +92,12 @@ class InputAdapter(nn.Module):
         input_shape: Sequence[int],
         mean: Sequence[float],
         std: Sequence[float],
+        fit: str = DEFAULT_FIT,
     ) -> None:
         super().__init__()
+        if fit not in FIT_MODES:
+            raise ModelError(f"unknown fit {fit!r}; choose one of {', '.join(FIT_MODES)}")
+        self.fit = fit
         channels, height, width = (int(v) for v in input_shape)
         if in_channels != channels and (in_channels, channels) not in ((1, 3), (3, 1)):
             raise ModelError(
@@ -85,7 +117,7 @@ class InputAdapter(nn.Module):
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"in_channels={self.in_channels}, input_shape={self.input_shape}"
+        return f"in_channels={self.in_channels}, input_shape={self.input_shape}, fit={self.fit}"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         channels, height, width = self.input_shape
@@ -93,7 +125,7 @@ class InputAdapter(nn.Module):
             x = x.expand(-1, 3, -1, -1)  # grey replicated to R, G and B
         elif x.shape[1] == 3 and channels == 1:
             x = (x * self.luma).sum(1, keepdim=True)
-        x = resize_images(x, (height, width))
+        x = resize_images(x, (height, width), self.fit)
         return (x - self.mean) / self.std
 
 
@@ -134,6 +166,7 @@ def adapted(
     backbone_input_shape: Sequence[int] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    fit: str = DEFAULT_FIT,
 ) -> AdaptedClassifier:
     """Build the registered model ``backbone`` behind an :class:`InputAdapter`.
 
@@ -145,6 +178,7 @@ def adapted(
         backbone_input_shape: ``(C, H, W)`` the inner model takes (default: its own default).
         mean: per-channel normalisation mean of the inner model (default 0).
         std: per-channel normalisation std of the inner model (default 1).
+        fit: how images change size: ``pad``, ``crop`` or ``stretch`` (:func:`resize_images`).
     """
     from cnnkit.models.registry import get_model_entry
 
@@ -165,5 +199,6 @@ def adapted(
         inner_shape,
         mean if mean is not None else [0.0] * channels,
         std if std is not None else [1.0] * channels,
+        fit,
     )
     return AdaptedClassifier(adapter, network)

@@ -5,16 +5,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cnnkit.errors import ModelError
+
 
 class Classifier(nn.Module):
     """``head(features(x))``, where ``head`` is the final ``nn.Linear`` producing logits.
+
+    (A model built from layers whose output is not a linear Dense layer has an identity head;
+    :attr:`num_features` and :meth:`reset_classifier` then raise ``ModelError``.)
 
     Every model in the zoo is a Classifier, so transfer learning can swap any model's head
     the same way (:meth:`reset_classifier`) and read penultimate features with
     :meth:`forward_features`.
     """
 
-    def __init__(self, features: nn.Module, head: nn.Linear) -> None:
+    def __init__(self, features: nn.Module, head: nn.Module) -> None:
         super().__init__()
         self.features = features
         self.head = head
@@ -22,6 +27,11 @@ class Classifier(nn.Module):
     @property
     def num_features(self) -> int:
         """Width of the penultimate representation (the head's input)."""
+        if not isinstance(self.head, nn.Linear):
+            raise ModelError(
+                f"{type(self).__name__} has no Dense head: its output layer is not a Dense "
+                "layer without activation, so there is no classifier to replace"
+            )
         return int(self.head.in_features)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,8 @@ from cnnkit.errors import ModelError
 
 ZOO_MODULES = (
     "cnnkit.models.zoo.lenet",
+    "cnnkit.models.zoo.textbook",
+    "cnnkit.models.zoo.resnet",
     "cnnkit.models.zoo.efficientnet_lite",
     "cnnkit.models.adapter",
 )
@@ -92,7 +94,7 @@ def get_model_entry(name: str) -> ModelEntry:
 def build_model(
     name: str,
     *,
-    input_shape: tuple[int, int, int] | None = None,
+    input_shape: tuple[int, ...] | None = None,
     num_classes: int = 10,
     **kwargs: Any,
 ) -> nn.Module:

@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.data.sources import load_dataset
+from cnnkit.data.sources import canonical_source, data_root, load_dataset
+from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
 from cnnkit.errors import RunError
 from cnnkit.inference import loss_and_accuracy
-from cnnkit.models.registry import build_model
+from cnnkit.models.spec import describe_model, resolve_model
 from cnnkit.run import METRICS, Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import Callback, HistoryWriter, Logs
 from cnnkit.train.loop import fit
@@ -36,7 +38,14 @@ class TrainConfig:
         data_dir: read the source's files from this folder only.
         val_size: validation samples held out of train (count or fraction; None = source
             default, 0 = none).
-        model: registry name (``cnnkit models``).
+        test_size: test samples held out of train for sources without a test part (a
+            folder without test/): count or fraction; None = source default (0.2).
+        group_by: regular expression naming each sample's group in its id (file path);
+            a group is never divided between train, validation and test.
+        split_file: reuse the split of this split file or run directory (its
+            ``split.json``) instead of making one.
+        model: registry name (``cnnkit models``), a model spec file (``.yaml``/``.json``), a
+            spec mapping, or a ``cnnkit.layers.Model`` built in Python (trained in place).
         model_options: extra options for the model builder (e.g. ``{"init": "normal"}``).
         epochs: passes over the training split.
         batch_size: samples per optimizer step.
@@ -51,7 +60,10 @@ class TrainConfig:
     data: str = "mnist"
     data_dir: str | None = None
     val_size: int | float | None = None
-    model: str = "lenet"
+    test_size: int | float | None = None
+    group_by: str | None = None
+    split_file: str | None = None
+    model: str | Mapping[str, Any] | nn.Module = "lenet"
     model_options: dict[str, Any] = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 100
@@ -86,10 +98,11 @@ def create_run(runs_dir: str, name: str | None, *, model: str, data: str) -> Run
 
 
 def data_record(source: str, data_dir: str | None, splits: Splits, *, seed: int) -> dict[str, Any]:
-    """The run card's ``data`` section: source, classes, split sizes, fingerprints, origin."""
+    """The run card's ``data`` section; the split file it names is written beside it."""
     return {
         "source": source,
         "data_dir": data_dir,
+        "split_file": SPLIT_FILE,
         "classes": list(splits.train.classes),
         "split_seed": seed,
         "sizes": {name: len(ds) for name, ds in splits.items()},
@@ -103,30 +116,48 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
     started = time.time()
     device = resolve_device(config.device)
     splits = load_dataset(
-        config.data, data_dir=config.data_dir, val_size=config.val_size, seed=config.seed
+        config.data,
+        data_dir=config.data_dir,
+        val_size=config.val_size,
+        test_size=config.test_size,
+        seed=config.seed,
+        group_by=config.group_by,
+        split_file=config.split_file,
     )
     preprocessing = Preprocessing.from_dataset(splits.train)
     torch.manual_seed(config.seed)  # the initial weights are a function of the seed
-    model = build_model(
+    model, model_record = resolve_model(  # a registry name, a spec or a layers.Model
         config.model,
         input_shape=splits.train.image_shape,
         num_classes=splits.train.num_classes,
-        **config.model_options,
+        options=config.model_options,
     )
-    run = create_run(config.runs_dir, config.name, model=config.model, data=config.data)
+    label = describe_model(config.model)
+    run = create_run(config.runs_dir, config.name, model=label, data=config.data)
+    # the exact parts, so evaluation and later runs (--split-file RUN) read the same samples
+    source = canonical_source(config.data)
+    write_split_file(
+        run.path / SPLIT_FILE,
+        split_record(
+            splits,
+            source=source,
+            root=data_root(config.data, config.data_dir),
+            seed=config.seed,
+            val_size=config.val_size,
+            test_size=config.test_size,
+            group_by=config.group_by,
+            from_split_file=config.split_file,
+        ),
+    )
     run.update_card(
         name=run.path.name,
         status="training",
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        config=dataclasses.asdict(config),
-        model={
-            "name": config.model,
-            "options": config.model_options,
-            "input_shape": list(splits.train.image_shape),
-            "num_classes": splits.train.num_classes,
-            "parameters": sum(p.numel() for p in model.parameters()),
-        },
-        data=data_record(config.data, config.data_dir, splits, seed=config.seed),
+        config=dataclasses.asdict(
+            config if isinstance(config.model, str) else dataclasses.replace(config, model=label)
+        ),
+        model={**model_record, "parameters": sum(p.numel() for p in model.parameters())},
+        data=data_record(source, config.data_dir, splits, seed=config.seed),
         preprocessing=preprocessing.to_dict(),
         environment=describe_environment(device),
     )

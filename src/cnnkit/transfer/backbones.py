@@ -13,7 +13,8 @@ std, colour order and the names of its outputs. Where it comes from is given by 
 
 :meth:`Backbone.adapter_for` and :meth:`Backbone.classifier_for` put the backbone behind an
 :class:`~cnnkit.models.adapter.InputAdapter` for a dataset's image shape: grey images are
-replicated to 3 channels, every image is resized to the backbone's size, normalised its way.
+replicated to 3 channels, every image is resized to the backbone's size (by the size rule of
+:mod:`cnnkit.data.images`, ``pad`` by default), normalised its way.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnkit.data.images import DEFAULT_FIT
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ModelError, RunError
 from cnnkit.models.adapter import AdaptedClassifier, InputAdapter
@@ -86,7 +88,11 @@ class Backbone:
         return self._digest
 
     def adapter_for(
-        self, image_shape: Sequence[int], *, input_size: int | None = None
+        self,
+        image_shape: Sequence[int],
+        *,
+        input_size: int | None = None,
+        fit: str = DEFAULT_FIT,
     ) -> InputAdapter:
         """The adapter taking 0..1 images of ``image_shape`` to this backbone's input.
 
@@ -94,13 +100,15 @@ class Backbone:
             image_shape: ``(C, H, W)`` of the dataset's images.
             input_size: square side to resize to instead of the backbone's own (e.g. 128
                 for speed on a CPU; convolutional backbones accept it).
+            fit: ``pad``, ``crop`` or ``stretch`` for images of another aspect ratio
+                (:func:`~cnnkit.models.adapter.resize_images`).
         """
         channels, height, width = self.input_shape
         if input_size is not None:
             if input_size < 8:
                 raise ModelError(f"input size must be at least 8 pixels, got {input_size}")
             height = width = input_size
-        return InputAdapter(image_shape[0], (channels, height, width), self.mean, self.std)
+        return InputAdapter(image_shape[0], (channels, height, width), self.mean, self.std, fit)
 
     def classifier_for(
         self,
@@ -108,14 +116,21 @@ class Backbone:
         num_classes: int,
         *,
         input_size: int | None = None,
+        fit: str = DEFAULT_FIT,
     ) -> AdaptedClassifier:
         """A trainable copy: adapter + this network with a fresh ``num_classes`` head."""
         network = copy.deepcopy(self.network)
         network.reset_classifier(num_classes)
-        return AdaptedClassifier(self.adapter_for(image_shape, input_size=input_size), network)
+        adapter = self.adapter_for(image_shape, input_size=input_size, fit=fit)
+        return AdaptedClassifier(adapter, network)
 
     def model_record(
-        self, image_shape: Sequence[int], num_classes: int, *, input_size: int | None = None
+        self,
+        image_shape: Sequence[int],
+        num_classes: int,
+        *,
+        input_size: int | None = None,
+        fit: str = DEFAULT_FIT,
     ) -> dict[str, Any]:
         """The run card's ``model`` record of :meth:`classifier_for`'s result.
 
@@ -128,7 +143,7 @@ class Backbone:
                 "copy cannot be saved as a run directory; use it for features "
                 "(`cnnkit transfer`) or fine-tune efficientnet_lite0 or a run:PATH backbone"
             )
-        adapter = self.adapter_for(image_shape, input_size=input_size)
+        adapter = self.adapter_for(image_shape, input_size=input_size, fit=fit)
         return {
             "name": "adapted",
             "options": {
@@ -137,6 +152,7 @@ class Backbone:
                 "backbone_input_shape": list(adapter.input_shape),
                 "mean": list(self.mean),
                 "std": list(self.std),
+                "fit": fit,
             },
             "input_shape": list(image_shape),
             "num_classes": num_classes,

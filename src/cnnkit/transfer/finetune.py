@@ -29,6 +29,8 @@ from torch.utils.hooks import RemovableHandle
 
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
+from cnnkit.data.sources import canonical_source, data_root, load_dataset
+from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError
 from cnnkit.inference import predict_logits
@@ -40,7 +42,7 @@ from cnnkit.train.job import create_run, data_record
 from cnnkit.train.loop import fit
 from cnnkit.train.optim import make_optimizer
 from cnnkit.transfer.backbones import Backbone, check_backbone_inputs, load_backbone
-from cnnkit.transfer.sample import Sample, load_sample
+from cnnkit.transfer.sample import Sample
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +313,10 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
     spec = _check(config)
     device = resolve_device(config.device)
     sample = Sample(config.train_per_class, config.val_size, config.test_size, config.seed)
-    splits = load_sample(config.data, sample, data_dir=config.data_dir)
+    full = load_dataset(
+        config.data, data_dir=config.data_dir, val_size=sample.holdout, seed=config.seed
+    )
+    splits = sample.apply(full)
     backbone = load_backbone(config.backbone)
     shape, num_classes = splits.train.image_shape, splits.train.num_classes
     record = backbone.model_record(shape, num_classes, input_size=config.input_size)
@@ -327,6 +332,22 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
     run = create_run(
         config.runs_dir, config.name, model=f"finetune-{config.backbone}", data=config.data
     )
+    # the full split goes in the split file (as `cnnkit train` writes it); the sample drawn
+    # from each part is re-drawn by Run.load_data from data.subsets
+    source = canonical_source(config.data)
+    write_split_file(
+        run.path / SPLIT_FILE,
+        split_record(
+            full,
+            source=source,
+            root=data_root(config.data, config.data_dir),
+            seed=config.seed,
+            val_size=sample.holdout,
+            test_size=None,
+            group_by=None,
+            from_split_file=None,
+        ),
+    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     run.update_card(
         name=run.path.name,
@@ -337,7 +358,7 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
         config={**dataclasses.asdict(config), "val_size": sample.holdout},
         model={**record, "parameters": sum(p.numel() for p in model.parameters())},
         data={
-            **data_record(config.data, config.data_dir, splits, seed=config.seed),
+            **data_record(source, config.data_dir, splits, seed=config.seed),
             "sample": sample.describe(),
             "subsets": sample.records(),
         },
