@@ -175,8 +175,13 @@ def run_row(run_path: str, splits: Splits, *, device: torch.device | str = "cpu"
         network, splits.test, preprocessing=preprocessing, device=device
     )
     transfer = card.get("transfer", {})
+    method = "saved run"
+    if transfer:
+        unfrozen = transfer.get("unfreeze_after")
+        after = f", all unfrozen after {unfrozen} epochs" if unfrozen else ""
+        method = f"fine-tuned (freeze {transfer['freeze']}{after})"
     return Row(
-        method=f"fine-tuned (freeze {transfer['freeze']})" if transfer else "saved run",
+        method=method,
         backbone=transfer.get("backbone", card.get("model", {}).get("name", "?")),
         head="-",
         features=0,
