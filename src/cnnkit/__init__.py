@@ -27,6 +27,8 @@ _PUBLIC = {
     "Callback": "cnnkit.train.callbacks",
     "Run": "cnnkit.run",
     "evaluate_run": "cnnkit.evaluate.evaluation",
+    "evaluate_split": "cnnkit.evaluate.evaluation",
+    "write_report": "cnnkit.evaluate.report",
     "TrainConfig": "cnnkit.train.job",
     "run_training": "cnnkit.train.job",
     "Preprocessing": "cnnkit.data.preprocess",

@@ -54,7 +54,12 @@ def loss_and_accuracy(
     logits = predict_logits(
         model, dataset.images, preprocessing=preprocessing, device=device, batch_size=batch_size
     )
+    return score_logits(logits, dataset.labels)
+
+
+def score_logits(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Mean cross-entropy and top-1 accuracy of logits ``(N, K)`` against labels ``(N,)``."""
     return {
-        "loss": float(F.cross_entropy(logits, dataset.labels)),
-        "accuracy": float((logits.argmax(1) == dataset.labels).float().mean()),
+        "loss": float(F.cross_entropy(logits, labels)),
+        "accuracy": float((logits.argmax(1) == labels).float().mean()),
     }

@@ -30,7 +30,20 @@ def test_version() -> None:
 
 def test_help_describes_every_command() -> None:
     text = cnnkit("--help").stdout
-    for command in ("train", "evaluate", "models", "summary", "conv", "datasets", "data"):
+    for command in (
+        "train",
+        "evaluate",
+        "report",
+        "compare",
+        "filters",
+        "featuremaps",
+        "gradcam",
+        "models",
+        "summary",
+        "conv",
+        "datasets",
+        "data",
+    ):
         assert re.search(rf"│ {command}\s+\S", text), command
 
 
@@ -74,6 +87,7 @@ def test_train_then_evaluate_print_the_same_accuracy(tiny_mnist_dir, tmp_path) -
     assert "epoch 1/1" in trained and f"run saved to {tmp_path / 'cli'}" in trained.replace(
         "\n", ""
     )
+    assert (tmp_path / "cli" / "report.html").is_file()  # cnnkit train writes the report
     accuracy = re.search(r"test accuracy (\d+\.\d+)%", trained).group(1)
     evaluated = cnnkit("evaluate", str(tmp_path / "cli"), "--device", "cpu").stdout
     assert f"test accuracy {accuracy}%" in evaluated

@@ -12,7 +12,21 @@ import typer
 from rich.markup import escape
 
 from cnnkit import __version__
-from cnnkit.cli import conv, data, evaluate, features, models, summary, train, transfer
+from cnnkit.cli import (
+    compare,
+    conv,
+    data,
+    evaluate,
+    features,
+    featuremaps,
+    filters,
+    gradcam,
+    models,
+    report,
+    summary,
+    train,
+    transfer,
+)
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError
 
@@ -51,6 +65,11 @@ def _global(
 
 app.command("train")(train.train_command)
 app.command("evaluate")(evaluate.evaluate_command)
+app.command("report")(report.report_command)
+app.command("compare")(compare.compare_command)
+app.command("filters")(filters.filters_command)
+app.command("featuremaps")(featuremaps.featuremaps_command)
+app.command("gradcam")(gradcam.gradcam_command)
 app.command("models")(models.models_command)
 app.command("summary")(summary.summary_command)
 app.command("conv")(conv.conv_command)

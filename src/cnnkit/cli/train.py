@@ -75,8 +75,18 @@ def train_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
     name: str | None = typer.Option(None, "--name", help="Run folder name (default: generated)."),
+    record_filters: str | None = typer.Option(
+        None,
+        "--record-filters",
+        help="Save the first layer's filters after these epochs, e.g. 0,1,2,5 (0 = before "
+        "training) or 'all'; the report shows them forming.",
+    ),
+    report: bool = typer.Option(
+        True, "--report/--no-report", help="Evaluate and write report.html at the end."
+    ),
 ) -> None:
     """Train a model (default: the textbook LeNet on MNIST) and save the run."""
+    from cnnkit.evaluate.filters import parse_epochs
     from cnnkit.train.callbacks import ProgressBar
     from cnnkit.train.job import TrainConfig, run_training
 
@@ -97,6 +107,7 @@ def train_command(
         device=device,
         runs_dir=str(runs_dir),
         name=name,
+        record_filters=parse_epochs(record_filters, epochs) if record_filters else [],
     )
     out.print(
         f"training [bold]{config.model}[/] on [bold]{config.data}[/]: {config.epochs} epochs, "
@@ -112,3 +123,8 @@ def train_command(
     out.print(
         f"training time {card['train_seconds']:.1f}s; run saved to [bold]{result.run.path}[/]"
     )
+    if report:
+        from cnnkit.evaluate.report import write_report
+
+        path = write_report(result.run, device=device)
+        out.print(f"report written to [bold]{path}[/]", highlight=False)

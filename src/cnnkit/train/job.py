@@ -55,6 +55,8 @@ class TrainConfig:
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         runs_dir: parent folder of run directories.
         name: run directory name (default ``<model>-<data>-<time>``).
+        record_filters: epochs after which to save the first convolution's filters into
+            ``<run>/filters/`` (0 = before training; see ``cnnkit.evaluate.filters``).
     """
 
     data: str = "mnist"
@@ -73,6 +75,7 @@ class TrainConfig:
     device: str = "auto"
     runs_dir: str = "runs"
     name: str | None = None
+    record_filters: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -109,6 +112,15 @@ def data_record(source: str, data_dir: str | None, splits: Splits, *, seed: int)
         "fingerprints": {name: ds.fingerprint() for name, ds in splits.items()},
         "origin": {name: ds.source for name, ds in splits.items()},
     }
+
+
+def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
+    """Callbacks that save material for the report (filters at chosen epochs) into the run."""
+    if not config.record_filters:
+        return []
+    from cnnkit.evaluate.filters import FilterRecorder
+
+    return [FilterRecorder(run.path, config.record_filters)]
 
 
 def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> TrainResult:
@@ -170,7 +182,7 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
         lr=config.lr,
         epochs=config.epochs,
         batch_size=config.batch_size,
-        callbacks=[HistoryWriter(run.path), *callbacks],
+        callbacks=[HistoryWriter(run.path), *_recorders(config, run), *callbacks],
         device=device,
         seed=config.seed,
     )
