@@ -8,7 +8,8 @@ from torch import nn
 
 from cnnkit.data.dataset import Dataset
 from cnnkit.errors import ConfigError
-from cnnkit.evaluate.evaluation import evaluate_run
+from cnnkit.evaluate.evaluation import evaluate_split
+from cnnkit.evaluate.report import write_report
 from cnnkit.run import Run
 from cnnkit.train.loop import fit
 from cnnkit.transfer.backbones import Backbone, load_backbone
@@ -179,9 +180,13 @@ def test_finetune_writes_a_run_that_evaluates_and_serves_as_a_backbone(
     assert card["model"]["name"] == "adapted" and card["data"]["sizes"] == {"train": 20, "test": 20}
     assert card["transfer"]["freeze"] == "until:blocks.10"
     # `cnnkit evaluate` re-draws the same 20 test images and gets the same numbers
-    again = evaluate_run(result.run.path, data_dir=str(tiny_mnist_dir), device="cpu")
+    again = evaluate_split(result.run.path, data_dir=str(tiny_mnist_dir), device="cpu").metrics
     assert again["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])
     assert again["loss"] == pytest.approx(result.metrics["test"]["loss"], rel=1e-4)
+    assert again["balanced_accuracy"] == pytest.approx(result.metrics["test"]["balanced_accuracy"])
+    # the evaluation report of issue 7 works on it like on any run
+    report = write_report(result.run, data_dir=str(tiny_mnist_dir), device="cpu")
+    assert report.name == "report.html" and report.stat().st_size > 10_000
     # and the fine-tuned run is a backbone in turn
     backbone = load_backbone(f"run:{result.run.path}")
     assert backbone.input_shape == (1, 28, 28) and backbone.num_features == 1280

@@ -166,6 +166,9 @@ def finetune_command(
     device: str = DEVICE_OPTION,
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
     name: str | None = typer.Option(None, "--name", help="Run folder name (default: generated)."),
+    report: bool = typer.Option(
+        True, "--report/--no-report", help="Evaluate and write report.html at the end."
+    ),
 ) -> None:
     """Fine-tune a pretrained backbone with a new head; save it as a run folder."""
     from cnnkit.train.callbacks import ProgressBar
@@ -207,3 +210,8 @@ def finetune_command(
     out.print(
         f"training time {card['train_seconds']:.1f}s; run saved to [bold]{result.run.path}[/]"
     )
+    if report:
+        from cnnkit.evaluate.report import write_report
+
+        path = write_report(result.run, device=device)
+        out.print(f"report written to [bold]{path}[/]", highlight=False)

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
@@ -33,7 +32,6 @@ from cnnkit.data.sources import canonical_source, data_root, load_dataset
 from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError
-from cnnkit.inference import predict_logits
 from cnnkit.models.adapter import AdaptedClassifier
 from cnnkit.models.classifier import Classifier
 from cnnkit.run import METRICS, Run, describe_environment
@@ -225,22 +223,20 @@ def classification_metrics(
     *,
     preprocessing: Preprocessing,
     device: torch.device | str = "cpu",
-    batch_size: int = 256,
-) -> dict[str, float]:
-    """``loss``, ``accuracy`` and ``balanced_accuracy`` of ``model`` on ``dataset``."""
-    from sklearn.metrics import balanced_accuracy_score
+    batch_size: int = 128,
+) -> dict[str, Any]:
+    """:func:`~cnnkit.evaluate.metrics.compute_metrics` of ``model`` on ``dataset``: loss,
+    accuracy, balanced accuracy, BER, classification report, confusion matrix...
 
-    logits = predict_logits(
-        model, dataset.images, preprocessing=preprocessing, device=device, batch_size=batch_size
+    ``batch_size`` is kept small: a backbone at 224x224 holds far more activations per image
+    than the small models evaluation's default batch was chosen for.
+    """
+    from cnnkit.evaluate.metrics import Predictions, compute_metrics
+
+    predictions = Predictions.from_model(
+        model, dataset, preprocessing=preprocessing, device=device, batch_size=batch_size
     )
-    predicted = logits.argmax(1)
-    return {
-        "loss": float(F.cross_entropy(logits, dataset.labels)),
-        "accuracy": float((predicted == dataset.labels).float().mean()),
-        "balanced_accuracy": float(
-            balanced_accuracy_score(dataset.labels.numpy(), predicted.numpy())
-        ),
-    }
+    return compute_metrics(predictions)
 
 
 # -- the job -----------------------------------------------------------------------------------
@@ -291,7 +287,7 @@ class FinetuneResult:
 
     run: Run
     history: list[Logs]
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, Any]]
 
 
 def _check(config: FinetuneConfig) -> FreezeSpec:
@@ -353,9 +349,9 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
         name=run.path.name,
         status="training",
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        # val_size on the card is the hold-out ``Run.load_data`` passes to load_dataset (as
-        # for `cnnkit train`); the sample drawn from each split is under data.subsets
-        config={**dataclasses.asdict(config), "val_size": sample.holdout},
+        # val_size/test_size on the card mean what they mean for `cnnkit train` (hold-outs
+        # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
+        config={**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
         model={**record, "parameters": sum(p.numel() for p in model.parameters())},
         data={
             **data_record(source, config.data_dir, splits, seed=config.seed),
