@@ -142,10 +142,15 @@ def efficientnet_lite_features(in_channels: int = 3, *, dropout: float = 0.2) ->
 
 
 def _init_weights(model: nn.Module) -> None:
-    """EfficientNet's own initialisation (used when no pretrained weights are loaded)."""
+    """He initialisation by fan-in (used when no pretrained weights are loaded).
+
+    Fan-in, not EfficientNet's fan-out: a depthwise kernel's fan-in is just ``k*k``, so the
+    signal keeps its scale through all 16 blocks even in eval mode with fresh BatchNorm
+    statistics (fan-out shrinks it to ~1e-9, and every untrained output ties).
+    """
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
