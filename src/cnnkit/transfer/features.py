@@ -34,7 +34,7 @@ Progress = Callable[[int, int], None]  # (images done, images in total)
 
 def default_cache_dir() -> Path:
     """``$CNNKIT_DATA/features`` or ``~/.cache/cnnkit/features``."""
-    from cnnkit.data.mnist import data_home
+    from cnnkit.data.locations import data_home
 
     return data_home() / "features"
 
