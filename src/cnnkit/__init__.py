@@ -34,6 +34,7 @@ _PUBLIC = {
     "Preprocessing": "cnnkit.data.preprocess",
     "Predictor": "cnnkit.predict",
     "export_run": "cnnkit.export",
+    "load_backbone": "cnnkit.transfer.backbones",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -17,7 +17,9 @@ from cnnkit.cli import (
     conv,
     data,
     evaluate,
+    export,
     featuremaps,
+    features,
     filters,
     gradcam,
     models,
@@ -26,8 +28,8 @@ from cnnkit.cli import (
     serve,
     summary,
     train,
+    transfer,
 )
-from cnnkit.cli import export as export_cli
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError
 
@@ -72,13 +74,16 @@ app.command("filters")(filters.filters_command)
 app.command("featuremaps")(featuremaps.featuremaps_command)
 app.command("gradcam")(gradcam.gradcam_command)
 app.command("predict")(predict.predict_command)
-app.command("export")(export_cli.export_command)
+app.command("export")(export.export_command)
 app.command("serve")(serve.serve_command)
 app.command("models")(models.models_command)
 app.command("summary")(summary.summary_command)
 app.command("conv")(conv.conv_command)
 app.command("datasets")(data.datasets_command)
 app.add_typer(data.app, name="data")
+app.command("features")(features.features_command)
+app.command("transfer")(transfer.transfer_command)
+app.command("finetune")(transfer.finetune_command)
 
 
 def main() -> None:
