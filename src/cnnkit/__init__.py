@@ -32,6 +32,9 @@ _PUBLIC = {
     "TrainConfig": "cnnkit.train.job",
     "run_training": "cnnkit.train.job",
     "Preprocessing": "cnnkit.data.preprocess",
+    "Predictor": "cnnkit.predict",
+    "export_run": "cnnkit.export",
+    "load_backbone": "cnnkit.transfer.backbones",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -160,25 +160,44 @@ class TrainResult:
     is_main: bool = True
 
 
-def _create_run(config: TrainConfig, model_label: str) -> Run:
-    if config.name:
-        return Run.create(config.runs_dir, config.name)
-    base = default_run_name(model_label, config.data)
+def create_run(runs_dir: str, name: str | None, *, model: str, data: str) -> Run:
+    """A new run directory: ``runs_dir/name``, or a free ``<model>-<data>-<time>[-N]``."""
+    if name:
+        return Run.create(runs_dir, name)
+    base = default_run_name(model, data)
     for attempt in range(1, 100):
         try:
-            return Run.create(config.runs_dir, base if attempt == 1 else f"{base}-{attempt}")
+            return Run.create(runs_dir, base if attempt == 1 else f"{base}-{attempt}")
         except RunError:
             continue
-    raise RunError(f"could not find a free run name under {config.runs_dir}")
+    raise RunError(f"could not find a free run name under {runs_dir}")
+
+
+def data_record(source: str, data_dir: str | None, splits: Splits, *, seed: int) -> dict[str, Any]:
+    """The run card's ``data`` section; the split file it names is written beside it."""
+    return {
+        "source": source,
+        "data_dir": data_dir,
+        "split_file": SPLIT_FILE,
+        "classes": list(splits.train.classes),
+        "split_seed": seed,
+        "sizes": {name: len(ds) for name, ds in splits.items()},
+        "fingerprints": {name: ds.fingerprint() for name, ds in splits.items()},
+        "origin": {name: ds.source for name, ds in splits.items()},
+    }
 
 
 def _shared_run(config: TrainConfig, label: str, context: DistributedContext | None) -> Run:
     """Rank 0 creates the run directory; under torchrun the others learn its path."""
     if context is None:
-        return _create_run(config, label)
+        return create_run(config.runs_dir, config.name, model=label, data=config.data)
     import torch.distributed as dist
 
-    run = _create_run(config, label) if context.is_main else None
+    run = (
+        create_run(config.runs_dir, config.name, model=label, data=config.data)
+        if context.is_main
+        else None
+    )
     path = [str(run.path) if run is not None else ""]
     dist.broadcast_object_list(path, src=0)
     return run if run is not None else Run(path[0])
@@ -438,16 +457,7 @@ def _write_card(
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         config=dataclasses.asdict(config),
         model={**model_record, "parameters": sum(p.numel() for p in model.parameters())},
-        data={
-            "source": source,
-            "data_dir": config.data_dir,
-            "split_file": SPLIT_FILE,
-            "classes": list(splits.train.classes),
-            "split_seed": config.seed,
-            "sizes": {name: len(ds) for name, ds in splits.items()},
-            "fingerprints": {name: ds.fingerprint() for name, ds in splits.items()},
-            "origin": {name: ds.source for name, ds in splits.items()},
-        },
+        data=data_record(source, config.data_dir, splits, seed=config.seed),
         preprocessing=preprocessing.to_dict(),
         environment=environment,
     )

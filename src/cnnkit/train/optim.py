@@ -8,6 +8,7 @@ matters for models with a few large layers (the textbook LeNet's 3136x1024 dense
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -18,7 +19,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
 def make_optimizer(
     name: str,
-    params: Iterable[torch.nn.Parameter],
+    params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
     *,
     lr: float,
     momentum: float = 0.0,
@@ -29,7 +30,7 @@ def make_optimizer(
 
     Args:
         name: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
-        params: the parameters to optimize.
+        params: parameters, or parameter groups (dicts with ``params`` and e.g. ``lr``).
         lr: learning rate.
         momentum: SGD and RMSprop momentum (0 = none).
         nesterov: Nesterov momentum (SGD; needs ``momentum > 0``).
