@@ -52,10 +52,16 @@ def make_optimizer(
         )
     if nesterov and (name != "sgd" or momentum == 0):
         raise ConfigError("nesterov needs the sgd optimizer and a momentum > 0 (--momentum 0.9)")
-    params = [p for p in params if p.requires_grad]
-    if not params:
+    items: list[Any] = list(params)
+    if items and isinstance(items[0], dict):
+        # groups keep their frozen parameters, so unfreezing later needs no new optimizer
+        tensors: list[torch.nn.Parameter] = [p for group in items for p in group["params"]]
+    else:
+        items = tensors = [p for p in items if p.requires_grad]
+    if not any(p.requires_grad for p in tensors):
         raise ConfigError("the model has no trainable parameters to optimize")
-    fused = all(p.device.type in ("cpu", "cuda") for p in params)
+    fused = all(p.device.type in ("cpu", "cuda") for p in tensors)
+    params = items
     if name == "sgd":
         return torch.optim.SGD(
             params,
