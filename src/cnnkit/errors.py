@@ -33,3 +33,22 @@ class RunError(CnnkitError):
 
 class TrainingError(CnnkitError):
     """Training cannot continue (for example the loss became NaN)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training at a consistent point (after a resumable checkpoint, if asked).
+
+    A KeyboardInterrupt, not a CnnkitError, so code that handles Ctrl-C still sees one.
+
+    Attributes:
+        history: the per-epoch logs of the epochs that finished.
+        training: the decisions recorded so far (``interrupted`` is True).
+        run_path: the run directory to resume, when a training job was interrupted.
+    """
+
+    run_path: str | None = None
+
+    def __init__(self, history: list[dict[str, float]], training: dict[str, object]) -> None:
+        super().__init__("training interrupted")
+        self.history = history
+        self.training = training

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,10 +22,13 @@ def predict_logits(
     preprocessing: Preprocessing,
     device: torch.device | str = "cpu",
     batch_size: int = EVAL_BATCH,
+    autocast: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Logits for uint8 images ``(N, C, H, W)``, in input order.
 
     The model is put in eval mode for the call and restored to its previous mode after.
+    ``autocast`` (``torch.bfloat16`` or ``torch.float16``) runs the model's matmuls and
+    convolutions in that type, as training in reduced precision does; None keeps fp32.
 
     Returns:
         float32 logits ``(N, num_classes)`` on the CPU.
@@ -32,9 +37,15 @@ def predict_logits(
     model.eval()
     try:
         outputs = []
+        device_type = torch.device(device).type
+        precision = (
+            torch.autocast(device_type, dtype=autocast) if autocast else contextlib.nullcontext()
+        )
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size].to(device, non_blocking=True)
-            outputs.append(model(preprocessing(batch)).float().cpu())
+            with precision:
+                logits = model(preprocessing(batch))
+            outputs.append(logits.float().cpu())
         if not outputs:
             return torch.empty(0, 0)
         return torch.cat(outputs)

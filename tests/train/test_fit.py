@@ -18,6 +18,8 @@ from cnnkit.train.callbacks import Callback
 from cnnkit.train.job import TrainConfig, run_training
 from cnnkit.train.loop import fit
 
+pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/conftest.py
+
 
 @pytest.fixture(scope="module")
 def small(mnist_parts):

@@ -24,6 +24,7 @@ from cnnkit.cli import (
     gradcam,
     models,
     predict,
+    recipes,
     report,
     serve,
     summary,
@@ -77,6 +78,7 @@ app.command("predict")(predict.predict_command)
 app.command("export")(export.export_command)
 app.command("serve")(serve.serve_command)
 app.command("models")(models.models_command)
+app.command("recipes")(recipes.recipes_command)
 app.command("summary")(summary.summary_command)
 app.command("conv")(conv.conv_command)
 app.command("datasets")(data.datasets_command)
@@ -89,7 +91,11 @@ app.command("finetune")(transfer.finetune_command)
 def main() -> None:
     """Entry point: run the app; cnnkit errors become one red message and exit code 1."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into exit code 130 and returns it here
+            err.print("[yellow]interrupted[/]")
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CnnkitError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)

@@ -24,6 +24,7 @@ ZOO_MODULES = (
     "cnnkit.models.zoo.resnet",
     "cnnkit.models.zoo.efficientnet_lite",
     "cnnkit.models.adapter",
+    "cnnkit.models.zoo.fast",
 )
 
 Builder = Callable[..., nn.Module]

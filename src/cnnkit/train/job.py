@@ -2,7 +2,8 @@
 
 This is what ``cnnkit train`` runs. It resolves a :class:`TrainConfig`, loads the data,
 builds the model, calls :func:`~cnnkit.train.loop.fit`, saves the weights and evaluates
-on the test split.
+on the test split. :func:`resume_training` continues an interrupted run from its last
+checkpoint. Under ``torchrun`` every process runs the job; rank 0 alone writes the run.
 """
 
 from __future__ import annotations
@@ -21,12 +22,29 @@ from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import canonical_source, data_root, load_dataset
 from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
-from cnnkit.errors import RunError
+from cnnkit.errors import ConfigError, DataError, RunError, TrainingError, TrainingInterrupted
 from cnnkit.inference import loss_and_accuracy
-from cnnkit.models.spec import describe_model, resolve_model
+from cnnkit.models.spec import describe_model, rebuild_model, resolve_model
 from cnnkit.run import METRICS, Run, default_run_name, describe_environment
-from cnnkit.train.callbacks import Callback, HistoryWriter, Logs
+from cnnkit.train.augment import make_augment
+from cnnkit.train.callbacks import (
+    Callback,
+    EarlyStopping,
+    HistoryWriter,
+    Logs,
+    ModelCheckpoint,
+    NanGuard,
+    ReduceLROnPlateau,
+)
+from cnnkit.train.checkpoint import CHECKPOINTS, LAST, load_checkpoint
+from cnnkit.train.distributed import (
+    DistributedContext,
+    init_distributed,
+    launched_by_torchrun,
+    shutdown_distributed,
+)
 from cnnkit.train.loop import fit
+from cnnkit.train.precision import resolve_precision
 
 
 @dataclass
@@ -49,14 +67,27 @@ class TrainConfig:
         model_options: extra options for the model builder (e.g. ``{"init": "normal"}``).
         epochs: passes over the training split.
         batch_size: samples per optimizer step.
-        optimizer: ``adam`` or ``sgd``.
-        lr: learning rate.
+        optimizer: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
+        lr: (base) learning rate.
         seed: seeds the split, the initial weights and the shuffling.
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         runs_dir: parent folder of run directories.
         name: run directory name (default ``<model>-<data>-<time>``).
         record_filters: epochs after which to save the first convolution's filters into
             ``<run>/filters/`` (0 = before training; see ``cnnkit.evaluate.filters``).
+        recipe: the recipe these settings started from, if any (recorded only).
+        momentum: SGD/RMSprop momentum.
+        nesterov: Nesterov momentum (SGD).
+        weight_decay: L2 penalty (decoupled for ``adamw``).
+        schedule: learning-rate schedule, e.g. ``constant``, ``cosine:warmup=1``.
+        loss: ``cross_entropy``, ``binary_cross_entropy`` or ``mse``.
+        label_smoothing: probability mass spread over all classes.
+        augment: batched training-time augmentations, e.g. ``["flip", "translate:2"]``.
+        early_stopping: EarlyStopping options (``{"patience": 5}``) or None for none.
+        reduce_lr: ReduceLROnPlateau options or None for none.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
+        channels_last: NHWC layout; None = automatic.
+        compile: ``torch.compile`` the training forward pass.
     """
 
     data: str = "mnist"
@@ -76,15 +107,57 @@ class TrainConfig:
     runs_dir: str = "runs"
     name: str | None = None
     record_filters: list[int] = field(default_factory=list)
+    recipe: str | None = None
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    loss: str = "cross_entropy"
+    label_smoothing: float = 0.0
+    augment: list[str] = field(default_factory=list)
+    early_stopping: dict[str, Any] | None = None
+    reduce_lr: dict[str, Any] | None = None
+    precision: str = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
+
+    @classmethod
+    def from_recipe(cls, name: str, **overrides: Any) -> TrainConfig:
+        """The recipe's settings, then ``overrides`` on top (see :mod:`cnnkit.train.recipes`)."""
+        from cnnkit.train.recipes import recipe_settings
+
+        return cls.from_dict({**recipe_settings(name), "recipe": name, **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """A config from a dict (a run card's ``config``); unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown training setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
 
 
 @dataclass
 class TrainResult:
-    """What a finished job produced."""
+    """What a finished job produced.
+
+    Attributes:
+        run: the run directory (shared by all processes under torchrun).
+        history: one logs dict per epoch.
+        metrics: final loss and accuracy per evaluated split (empty on ranks other than 0).
+        training: the decisions taken (the run card's ``training`` section).
+        is_main: False in torchrun processes other than rank 0 (which should print nothing).
+    """
 
     run: Run
     history: list[Logs]
     metrics: dict[str, dict[str, float]]
+    training: dict[str, Any] = field(default_factory=dict)
+    is_main: bool = True
 
 
 def create_run(runs_dir: str, name: str | None, *, model: str, data: str) -> Run:
@@ -114,6 +187,29 @@ def data_record(source: str, data_dir: str | None, splits: Splits, *, seed: int)
     }
 
 
+def _shared_run(config: TrainConfig, label: str, context: DistributedContext | None) -> Run:
+    """Rank 0 creates the run directory; under torchrun the others learn its path."""
+    if context is None:
+        return create_run(config.runs_dir, config.name, model=label, data=config.data)
+    import torch.distributed as dist
+
+    run = (
+        create_run(config.runs_dir, config.name, model=label, data=config.data)
+        if context.is_main
+        else None
+    )
+    path = [str(run.path) if run is not None else ""]
+    dist.broadcast_object_list(path, src=0)
+    return run if run is not None else Run(path[0])
+
+
+def _make_callback(kind: type[Callback], options: dict[str, Any]) -> Callback:
+    try:
+        return kind(**options)
+    except TypeError as exc:
+        raise ConfigError(f"{kind.__name__} options {options}: {exc}") from None
+
+
 def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
     """Callbacks that save material for the report (filters at chosen epochs) into the run."""
     if not config.record_filters:
@@ -123,29 +219,223 @@ def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
     return [FilterRecorder(run.path, config.record_filters)]
 
 
+def _callbacks(config: TrainConfig, run: Run, has_val: bool, is_main: bool) -> list[Callback]:
+    """The job's own callbacks: guard, history, checkpoints, recorders, early stopping, LR on
+    plateau (files are written by the main process only)."""
+    callbacks: list[Callback] = [NanGuard()]
+    if is_main:
+        callbacks += [
+            HistoryWriter(run.path),
+            ModelCheckpoint(run.path / CHECKPOINTS, monitor="val_loss" if has_val else "loss"),
+            *_recorders(config, run),
+        ]
+    if config.early_stopping is not None:
+        callbacks.append(_make_callback(EarlyStopping, config.early_stopping))
+    if config.reduce_lr is not None:
+        callbacks.append(_make_callback(ReduceLROnPlateau, config.reduce_lr))
+    return callbacks
+
+
 def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Run one training job and return its run directory, history and final metrics."""
+    return _train(config, callbacks=callbacks)
+
+
+def resume_training(
+    run_path: str,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> TrainResult:
+    """Continue the run at ``run_path`` from ``checkpoints/last.pt`` with its recorded config.
+
+    On a CPU, k epochs + resume + (n - k) epochs gives the same weights, bit for bit, as n
+    epochs straight: the checkpoint holds the optimizer, callbacks, random generators and
+    the position inside the epoch.
+
+    Args:
+        run_path: the run directory ``cnnkit train`` printed.
+        epochs: total epochs to reach (default: the run's recorded number).
+        device: train on this device instead of the recorded one.
+
+    Raises:
+        RunError: not a run, no checkpoint, or the data changed since.
+    """
+    run = Run.open(run_path)
+    recorded = run.card.get("config")
+    if not isinstance(recorded, dict):
+        raise RunError(f"{run.path / 'run.json'}: has no config section to resume from")
+    config = TrainConfig.from_dict(recorded)
+    if epochs is not None:
+        config.epochs = epochs
+    if device is not None:
+        config.device = device
+    checkpoint = load_checkpoint(run.path / CHECKPOINTS / LAST)
+    return _train(config, callbacks=callbacks, run=run, resume=checkpoint)
+
+
+def _load_splits(config: TrainConfig, run: Run | None) -> Splits:
+    """The config's data; when resuming ``run``, exactly the samples it recorded, or an error."""
+    resuming = run is not None and (run.path / SPLIT_FILE).is_file()
+    try:
+        splits = load_dataset(
+            config.data,
+            data_dir=config.data_dir,
+            val_size=config.val_size,
+            test_size=config.test_size,
+            seed=config.seed,
+            group_by=config.group_by,
+            split_file=str(run.path / SPLIT_FILE)
+            if run is not None and resuming
+            else config.split_file,
+        )
+    except DataError as exc:
+        if run is None:
+            raise
+        raise RunError(
+            f"the data found now differs from the data {run.path} was trained with ({exc})"
+        ) from exc
+    if run is not None:
+        recorded = run.card.get("data", {}).get("fingerprints", {})
+        for name, dataset in splits.items():
+            if recorded.get(name) and dataset.fingerprint() != recorded[name]:
+                raise RunError(
+                    f"the {name} data found now differs from the data {run.path} was trained "
+                    "with; pass --data-dir pointing at the original files"
+                )
+    return splits
+
+
+def _train(
+    config: TrainConfig,
+    *,
+    callbacks: Sequence[Callback],
+    run: Run | None = None,
+    resume: dict[str, Any] | None = None,
+) -> TrainResult:
     started = time.time()
     device = resolve_device(config.device)
-    splits = load_dataset(
-        config.data,
-        data_dir=config.data_dir,
-        val_size=config.val_size,
-        test_size=config.test_size,
-        seed=config.seed,
-        group_by=config.group_by,
-        split_file=config.split_file,
-    )
-    preprocessing = Preprocessing.from_dataset(splits.train)
-    torch.manual_seed(config.seed)  # the initial weights are a function of the seed
-    model, model_record = resolve_model(  # a registry name, a spec or a layers.Model
-        config.model,
-        input_shape=splits.train.image_shape,
-        num_classes=splits.train.num_classes,
-        options=config.model_options,
-    )
-    label = describe_model(config.model)
-    run = create_run(config.runs_dir, config.name, model=label, data=config.data)
+    context = None
+    if launched_by_torchrun():
+        context, device = init_distributed(device)
+    try:
+        splits = _load_splits(config, run)
+        preprocessing = Preprocessing.from_dataset(splits.train)
+        # the initial weights are a function of the seed; each process drops out differently
+        torch.manual_seed(config.seed + (context.rank if context else 0))
+        if run is None:  # a registry name, a spec or a layers.Model
+            model, model_record = resolve_model(
+                config.model,
+                input_shape=splits.train.image_shape,
+                num_classes=splits.train.num_classes,
+                options=config.model_options,
+            )
+        else:  # resuming: the model the run recorded (its weights come from the checkpoint)
+            model, model_record = rebuild_model(run.card["model"]), run.card["model"]
+        augment = make_augment(config.augment)
+        is_main = context is None or context.is_main
+        if run is None:
+            label = describe_model(config.model)
+            if not isinstance(config.model, str):
+                config = dataclasses.replace(config, model=label)
+            run = _shared_run(config, label, context)
+            if is_main:
+                _write_card(
+                    run,
+                    config,
+                    splits,
+                    model,
+                    model_record,
+                    preprocessing,
+                    device,
+                    started,
+                    context,
+                )
+                run.update_card(
+                    training={"precision": resolve_precision(config.precision, device).name}
+                )
+        elif is_main:
+            run.update_card(status="training", config=dataclasses.asdict(config))
+        job_callbacks = _callbacks(config, run, splits.val is not None, is_main)
+        try:
+            history = fit(
+                model,
+                train=splits.train,
+                val=splits.val,
+                preprocessing=preprocessing,
+                optimizer=config.optimizer,
+                lr=config.lr,
+                momentum=config.momentum,
+                nesterov=config.nesterov,
+                weight_decay=config.weight_decay,
+                schedule=config.schedule,
+                loss=config.loss,
+                label_smoothing=config.label_smoothing,
+                epochs=config.epochs,
+                batch_size=config.batch_size,
+                augment=augment,
+                callbacks=[*job_callbacks, *callbacks],
+                device=device,
+                precision=config.precision,
+                channels_last=config.channels_last,
+                compile=config.compile,
+                seed=config.seed,
+                resume=resume,
+                distributed=context,
+            )
+        except TrainingInterrupted as exc:
+            if is_main:
+                run.update_card(status="interrupted", training=exc.training)
+            exc.run_path = str(run.path)
+            raise
+        except TrainingError as exc:
+            if is_main:
+                run.update_card(status="failed", error=str(exc))
+            raise
+        metrics: dict[str, dict[str, float]] = {}
+        if is_main:
+            run.save_weights(model)
+            metrics = {
+                name: loss_and_accuracy(model, ds, preprocessing=preprocessing, device=device)
+                for name, ds in splits.items()
+                if name != "train"
+            }
+            run.write_json(METRICS, metrics)
+            run.update_card(
+                status="finished",
+                training=history.training,
+                train_seconds=round(sum(row["time"] for row in history), 2),
+                total_seconds=round(time.time() - started, 2),
+            )
+        if context is not None:
+            context.barrier()
+        return TrainResult(
+            run=run,
+            history=list(history),
+            metrics=metrics,
+            training=history.training,
+            is_main=is_main,
+        )
+    finally:
+        if context is not None:
+            shutdown_distributed()
+
+
+def _write_card(
+    run: Run,
+    config: TrainConfig,
+    splits: Splits,
+    model: torch.nn.Module,
+    model_record: dict[str, Any],
+    preprocessing: Preprocessing,
+    device: torch.device,
+    started: float,
+    context: DistributedContext | None,
+) -> None:
+    environment = describe_environment(device)
+    if context is not None:
+        environment["world_size"] = context.world_size
     # the exact parts, so evaluation and later runs (--split-file RUN) read the same samples
     source = canonical_source(config.data)
     write_split_file(
@@ -165,37 +455,9 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
         name=run.path.name,
         status="training",
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        config=dataclasses.asdict(
-            config if isinstance(config.model, str) else dataclasses.replace(config, model=label)
-        ),
+        config=dataclasses.asdict(config),
         model={**model_record, "parameters": sum(p.numel() for p in model.parameters())},
         data=data_record(source, config.data_dir, splits, seed=config.seed),
         preprocessing=preprocessing.to_dict(),
-        environment=describe_environment(device),
+        environment=environment,
     )
-    history = fit(
-        model,
-        train=splits.train,
-        val=splits.val,
-        preprocessing=preprocessing,
-        optimizer=config.optimizer,
-        lr=config.lr,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        callbacks=[HistoryWriter(run.path), *_recorders(config, run), *callbacks],
-        device=device,
-        seed=config.seed,
-    )
-    run.save_weights(model)
-    metrics = {
-        name: loss_and_accuracy(model, ds, preprocessing=preprocessing, device=device)
-        for name, ds in splits.items()
-        if name != "train"
-    }
-    run.write_json(METRICS, metrics)
-    run.update_card(
-        status="finished",
-        train_seconds=round(sum(row["time"] for row in history), 2),
-        total_seconds=round(time.time() - started, 2),
-    )
-    return TrainResult(run=run, history=history, metrics=metrics)

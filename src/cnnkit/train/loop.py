@@ -1,112 +1,414 @@
 """The training loop: one readable function, written for speed.
 
-In-memory data lives on the training device as one uint8 tensor; each epoch draws one
-permutation and cuts batches by indexing it (no per-sample Python, no DataLoader).
-Everything else — progress, history, stopping — happens in callbacks.
+In-memory data lives on the training device as one uint8 tensor; each epoch draws one seeded
+permutation and cuts batches by indexing it (no per-sample Python, no DataLoader). Streaming
+sources yield batches through the same :class:`~cnnkit.train.batches.BatchSource` interface.
+Matmuls and convolutions run in bf16/fp16 where the device supports it (weights stay fp32);
+running metrics stay on the device, so nothing waits for it during an epoch. Everything
+else — progress, history, stopping, checkpoints — happens in callbacks.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.errors import ConfigError
-from cnnkit.inference import loss_and_accuracy
+from cnnkit.errors import ConfigError, RunError, TrainingInterrupted
+from cnnkit.inference import predict_logits
+from cnnkit.train.augment import Augment
+from cnnkit.train.batches import BatchSource, TensorBatches, epoch_generator, steps_per_epoch
 from cnnkit.train.callbacks import Callback, CallbackList, Logs, TrainState
+from cnnkit.train.checkpoint import FORMAT
+from cnnkit.train.distributed import DistributedContext
+from cnnkit.train.losses import LossFn, make_loss
 from cnnkit.train.optim import make_optimizer
+from cnnkit.train.precision import Precision, resolve_precision
+from cnnkit.train.schedules import Schedule
+
+log = logging.getLogger(__name__)
+
+
+class History(list[Logs]):
+    """What :func:`fit` returns: one logs dict per epoch, and the decisions taken.
+
+    Attributes:
+        training: ``best_epoch``, ``stopped_epoch``, ``monitor``, ``precision``,
+            ``lr_reductions``, ``interrupted``, ... (epochs counted from 1).
+    """
+
+    def __init__(self, rows: Sequence[Logs], training: dict[str, Any]) -> None:
+        super().__init__(rows)
+        self.training = training
 
 
 def fit(
     model: nn.Module,
     *,
-    train: Dataset,
+    train: Dataset | BatchSource,
     val: Dataset | None = None,
     preprocessing: Preprocessing,
     optimizer: torch.optim.Optimizer | str = "adam",
     lr: float = 1e-3,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    schedule: Schedule | str = "constant",
+    loss: LossFn | str = "cross_entropy",
+    label_smoothing: float = 0.0,
     epochs: int = 10,
     batch_size: int = 100,
+    augment: Augment | None = None,
     callbacks: Sequence[Callback] = (),
     device: torch.device | str = "cpu",
+    precision: str = "auto",
+    channels_last: bool | None = None,
+    compile: bool = False,
     seed: int = 0,
-) -> list[Logs]:
-    """Train ``model`` on ``train`` with cross-entropy, validating on ``val`` after each epoch.
+    resume: dict[str, Any] | None = None,
+    distributed: DistributedContext | None = None,
+) -> History:
+    """Train ``model`` on ``train``, validating on ``val`` after each epoch.
 
     Args:
         model: any ``nn.Module`` mapping ``(N, C, H, W)`` floats to ``(N, K)`` logits.
-        train: training data (uint8 images, int64 labels).
+        train: training data: an in-memory :class:`Dataset` (fast path) or any
+            :class:`BatchSource` (streaming).
         val: optional validation data, evaluated without gradients after each epoch.
         preprocessing: turns uint8 batches into model inputs (see :class:`Preprocessing`).
-        optimizer: an optimizer over ``model``'s parameters, or a name (``adam``, ``sgd``).
-        lr: learning rate, used when ``optimizer`` is a name.
-        epochs: passes over ``train``.
-        batch_size: samples per optimizer step; the last batch of an epoch may be smaller.
+        optimizer: an optimizer over ``model``'s parameters, or a name (``sgd``, ``adam``,
+            ``adamw``, ``rmsprop``) built with ``lr``, ``momentum``, ``nesterov`` and
+            ``weight_decay``.
+        lr: base learning rate, when ``optimizer`` is a name.
+        momentum: SGD/RMSprop momentum, when ``optimizer`` is a name.
+        nesterov: Nesterov momentum for SGD, when ``optimizer`` is a name.
+        weight_decay: L2 penalty (decoupled for ``adamw``), when ``optimizer`` is a name.
+        schedule: learning-rate schedule, a :class:`Schedule` or its text form
+            (``"cosine:warmup=1"``); a factor on each param group's base rate per step.
+        loss: ``cross_entropy``, ``binary_cross_entropy``, ``mse`` or any
+            ``(logits (N, K), labels (N,)) -> scalar`` function.
+        label_smoothing: probability mass spread over all classes, for a named loss.
+        epochs: total passes over ``train`` (a resumed run counts the ones already done).
+        batch_size: samples per optimizer step (global, over all DDP processes); the last
+            batch of an epoch may be smaller.
+        augment: batched augmentation ``(uint8 (B, C, H, W), generator) -> same shape``,
+            applied on the device to training batches only.
         callbacks: hooks called around epochs and batches (progress, history, ...).
         device: where the model, the data and the arithmetic live.
-        seed: seeds the per-epoch shuffling.
+        precision: ``auto`` (bf16 where the device computes it natively, else fp16 on
+            CUDA, else fp32), ``fp32``, ``bf16`` or ``fp16``.
+        channels_last: NHWC memory layout for convolutions; None = on for models with 2-D
+            convolutions on a CPU (oneDNN's preferred layout) and on a GPU in bf16/fp16.
+        compile: run the training step's forward pass through ``torch.compile``.
+        seed: seeds the per-epoch shuffling and augmentation.
+        resume: a snapshot from ``checkpoints/last.pt``: continue exactly from there.
+        distributed: this process's DDP context, when started by torchrun.
 
     Returns:
-        One logs dict per epoch: ``epoch``, ``loss``, ``accuracy``, ``lr``, ``time``
-        and, with ``val``, ``val_loss`` and ``val_accuracy``.
+        A :class:`History`: one logs dict per epoch with ``epoch``, ``loss``,
+        ``accuracy``, ``lr``, ``time`` and, with ``val``, ``val_loss`` and
+        ``val_accuracy``; ``history.training`` holds the decisions taken.
+
+    Raises:
+        ConfigError: bad arguments or a callback monitoring a value the logs lack.
+        TrainingError: training cannot go on (e.g. the NaN guard fired).
+        TrainingInterrupted: Ctrl-C; callbacks saved what they save (``on_interrupt``).
     """
+    # 1. Check the arguments and settle device, precision and the batch source.
     if epochs < 1 or batch_size < 1:
         raise ConfigError(f"epochs and batch size must be positive, got {epochs} and {batch_size}")
-    if len(train) == 0:
-        raise ConfigError("the training set is empty")
     device = torch.device(device)
+    amp = resolve_precision(precision, device)
+    source = TensorBatches(train, device) if isinstance(train, Dataset) else train
+    shard, shards = (distributed.rank, distributed.world_size) if distributed else (0, 1)
+    if source.num_samples < shards or source.num_samples == 0:
+        raise ConfigError(
+            f"the training set holds {source.num_samples} samples, fewer than the {shards} "
+            "process(es) training on it; check the data source and --val-size"
+        )
+    steps = steps_per_epoch(source.num_samples, batch_size, shards)
+    schedule = Schedule.parse(schedule) if isinstance(schedule, str) else schedule
+    loss_fn = make_loss(loss, label_smoothing=label_smoothing) if isinstance(loss, str) else loss
+
+    # 2. Model on the device, in the memory layout its convolutions run fastest in; the
+    #    training forward pass may go through DDP (gradient averaging) and torch.compile.
+    if channels_last is None:  # measured: faster for convs on CPUs (oneDNN), and with AMP on GPUs
+        has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+        channels_last = has_conv and (device.type == "cpu" or amp.dtype is not None)
     model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    forward: nn.Module = model
+    if distributed is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if compile:
+        forward = torch.compile(forward)  # type: ignore[assignment]
+
+    # 3. Optimizer (fused where torch has it) and, for fp16, loss scaling.
     if isinstance(optimizer, str):
-        optimizer = make_optimizer(optimizer, model.parameters(), lr=lr)
-    # The whole split lives on the device once; batches are views cut by an index tensor.
-    images = train.images.to(device)
-    labels = train.labels.to(device)
-    shuffler = torch.Generator().manual_seed(seed)
-    steps = (len(train) + batch_size - 1) // batch_size
-    state = TrainState(model=model, epochs=epochs, steps_per_epoch=steps)
+        optimizer = make_optimizer(
+            optimizer,
+            model.parameters(),
+            lr=lr,
+            momentum=momentum,
+            nesterov=nesterov,
+            weight_decay=weight_decay,
+        )
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])  # the schedule scales this base rate
+    scaler = amp.grad_scaler()
+
+    # 4. The state shared with callbacks; what a checkpoint needs to resume exactly.
+    state = TrainState(
+        model=model,
+        epochs=epochs,
+        steps_per_epoch=steps,
+        log_keys=("epoch", "loss", "accuracy")
+        + (("val_loss", "val_accuracy") if val is not None else ())
+        + ("lr", "time"),
+        optimizer=optimizer,
+        is_main=distributed is None or distributed.is_main,
+        summary={
+            "best_epoch": None,
+            "stopped_epoch": None,
+            "monitor": None,
+            "precision": amp.name,
+            "lr_reductions": [],
+            "interrupted": False,
+            "channels_last": channels_last,
+            "compiled": compile,
+            "world_size": shards,
+        },
+    )
     hooks = CallbackList(callbacks)
     hooks.set_state(state)
-    hooks.on_train_begin()
-    for epoch in range(epochs):
-        state.epoch = epoch
-        hooks.on_epoch_begin(epoch)
-        started = time.perf_counter()
-        model.train()
-        order = torch.randperm(len(train), generator=shuffler).to(device)
-        # running sums stay on the device: no host sync per step
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.int64)
-        for batch in range(steps):
-            index = order[batch * batch_size : (batch + 1) * batch_size]
-            inputs = preprocessing(images[index])
-            targets = labels[index]
-            logits = model(inputs)
-            loss = F.cross_entropy(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(index)
-            correct += (logits.detach().argmax(1) == targets).sum()
-            state.step += 1
-            hooks.on_train_batch_end(batch)
-        logs: Logs = {
-            "epoch": epoch + 1,
-            "loss": float(loss_sum) / len(train),
-            "accuracy": float(correct) / len(train),
+    resume_at: dict[str, Any] = {"epoch": 0, "batch": 0, "partial": None}
+
+    def snapshot() -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scaler": scaler.state_dict(),
+            "callbacks": hooks.state_dict(),
+            "rng": _rng_state(device),
+            "position": {"epoch": resume_at["epoch"], "batch": resume_at["batch"]},
+            "step": state.step,
+            "partial": resume_at["partial"],
+            "lr_scale": state.lr_scale,
+            "history": list(state.history),
+            "summary": dict(state.summary),
         }
-        if val is not None:
-            metrics = loss_and_accuracy(model, val, preprocessing=preprocessing, device=device)
-            logs["val_loss"], logs["val_accuracy"] = metrics["loss"], metrics["accuracy"]
-        logs["lr"] = float(optimizer.param_groups[0]["lr"])
-        logs["time"] = time.perf_counter() - started
-        state.history.append(logs)
-        hooks.on_epoch_end(epoch, logs)
-        if state.stop_training:
-            break
-    hooks.on_train_end()
-    return state.history
+
+    state.snapshot = snapshot
+
+    # 5. Resuming: put back weights, optimizer, scaler, callbacks, random generators and
+    #    the position in the epoch, so the run continues as if it had never stopped.
+    if resume is not None:
+        if resume.get("format") != FORMAT:
+            raise RunError(f"checkpoint format {resume.get('format')} is not {FORMAT}")
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        scaler.load_state_dict(resume["scaler"])
+        hooks.load_state_dict(resume["callbacks"])
+        _set_rng_state(resume["rng"], device)
+        state.step, state.lr_scale = int(resume["step"]), float(resume["lr_scale"])
+        state.history = list(resume["history"])
+        state.summary.update(resume["summary"], precision=amp.name, interrupted=False)
+        resume_at.update(resume["position"], partial=resume["partial"])
+        if resume_at["epoch"] >= epochs:
+            raise ConfigError(
+                f"the checkpoint has already trained {resume_at['epoch']} of {epochs} epochs; "
+                "ask for more epochs (--epochs) to continue"
+            )
+
+    hooks.on_train_begin()
+    try:
+        with _ctrl_c_flag(enabled=distributed is None) as interrupted:
+            for epoch in range(resume_at["epoch"], epochs):
+                state.epoch = epoch
+                hooks.on_epoch_begin(epoch)
+                model.train()
+                # 6. Running sums stay on the device (no host sync per step); a resumed
+                #    epoch starts from the sums, time and augmentation stream it had.
+                first, partial = resume_at["batch"], resume_at["partial"]
+                loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+                correct = torch.zeros((), device=device, dtype=torch.int64)
+                seen, elapsed = 0, 0.0
+                augment_rng = epoch_generator(seed, epoch, stream=1)
+                if partial is not None:
+                    loss_sum += partial["loss_sum"].to(device)
+                    correct += partial["correct"].to(device)
+                    seen, elapsed = int(partial["seen"]), float(partial["time"])
+                    augment_rng.set_state(partial["augment_rng"])
+                started = time.perf_counter() - elapsed
+                batches = source.batches(
+                    epoch=epoch,
+                    batch_size=batch_size,
+                    seed=seed,
+                    start=first,
+                    shard=shard,
+                    shards=shards,
+                )
+                for batch, (images, labels) in enumerate(batches, start=first):
+                    # 7. The learning rate for this step: schedule x plateau reductions.
+                    factor = schedule.factor(
+                        state.step, steps_per_epoch=steps, total_steps=steps * epochs
+                    )
+                    for group in optimizer.param_groups:
+                        group["lr"] = group["initial_lr"] * factor * state.lr_scale
+                    # 8. Augment the uint8 batch on the device, then normalise it.
+                    if augment is not None:
+                        images = augment(images, augment_rng)
+                    inputs = preprocessing(images)
+                    if channels_last:
+                        inputs = inputs.contiguous(memory_format=torch.channels_last)
+                    # 9. Forward in the chosen precision; the loss is computed in fp32.
+                    with amp.autocast():
+                        logits = forward(inputs)
+                    batch_loss = loss_fn(logits, labels)
+                    # 10. Backward and update (the scaler is a pass-through unless fp16).
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.scale(batch_loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                    # 11. Accumulate the epoch's metrics and tell the callbacks.
+                    loss_sum += batch_loss.detach() * len(labels)
+                    correct += (logits.detach().argmax(1) == labels).sum()
+                    seen += len(labels)
+                    state.step += 1
+                    state.batch_loss = batch_loss.detach()
+                    hooks.on_train_batch_end(batch)
+                    # 12. Ctrl-C: stop here, let callbacks save a resumable checkpoint.
+                    if interrupted.is_set():
+                        resume_at.update(
+                            epoch=epoch,
+                            batch=batch + 1,
+                            partial={
+                                "loss_sum": loss_sum.cpu(),
+                                "correct": correct.cpu(),
+                                "seen": seen,
+                                "time": time.perf_counter() - started,
+                                "augment_rng": augment_rng.get_state(),
+                            },
+                        )
+                        state.summary["interrupted"] = True
+                        hooks.on_interrupt()
+                        raise TrainingInterrupted(list(state.history), dict(state.summary))
+                # 13. The epoch's logs: train metrics summed over processes, validation.
+                totals = torch.stack(
+                    [
+                        loss_sum,
+                        correct.double(),
+                        torch.tensor(float(seen), device=device, dtype=torch.float64),
+                    ]
+                )
+                if distributed is not None:
+                    totals = distributed.all_reduce_sum(totals)
+                loss_total, correct_total, seen_total = totals.tolist()
+                logs: Logs = {
+                    "epoch": epoch + 1,
+                    "loss": loss_total / seen_total,
+                    "accuracy": correct_total / seen_total,
+                }
+                if val is not None:
+                    logs.update(
+                        _validate(model, val, preprocessing, loss_fn, device, amp, distributed)
+                    )
+                logs["lr"] = float(optimizer.param_groups[0]["lr"])
+                logs["time"] = time.perf_counter() - started
+                state.history.append(logs)
+                # 14. Callbacks react (stop, lower the rate, checkpoint from the next epoch).
+                resume_at.update(epoch=epoch + 1, batch=0, partial=None)
+                hooks.on_epoch_end(epoch, logs)
+                if interrupted.is_set():
+                    state.summary["interrupted"] = True
+                    hooks.on_interrupt()
+                    raise TrainingInterrupted(list(state.history), dict(state.summary))
+                if state.stop_training:
+                    break
+        hooks.on_train_end()
+    finally:
+        if channels_last:  # hand the model back in the layout it came in
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    state.summary["epochs_run"] = len(state.history)
+    return History(state.history, state.summary)
+
+
+def _validate(
+    model: nn.Module,
+    val: Dataset,
+    preprocessing: Preprocessing,
+    loss_fn: LossFn,
+    device: torch.device,
+    amp: Precision,
+    distributed: DistributedContext | None,
+) -> Logs:
+    """``val_loss`` and ``val_accuracy``; under DDP each process takes a shard and sums."""
+    images, labels = val.images, val.labels
+    if distributed is not None:
+        images = images[distributed.rank :: distributed.world_size]
+        labels = labels[distributed.rank :: distributed.world_size]
+    logits = predict_logits(
+        model, images, preprocessing=preprocessing, device=device, autocast=amp.dtype
+    )
+    count = float(len(labels))
+    loss_total = float(loss_fn(logits, labels)) * count if count else 0.0
+    totals = torch.tensor([loss_total, float((logits.argmax(1) == labels).sum()), count])
+    if distributed is not None:
+        totals = distributed.all_reduce_sum(totals)
+    loss_total, correct, count = totals.tolist()
+    return {"val_loss": loss_total / count, "val_accuracy": correct / count}
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+@contextlib.contextmanager
+def _ctrl_c_flag(*, enabled: bool = True) -> Iterator[threading.Event]:
+    """While active, Ctrl-C sets the yielded flag instead of raising; repeats are ignored.
+
+    The loop checks the flag after every batch, so it stops at a consistent point and the
+    checkpoint written then cannot be cut short by a second Ctrl-C. Only in the main thread
+    (where Python delivers signals) and when ``enabled``.
+    """
+    flag = threading.Event()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        if flag.is_set():
+            log.warning("already stopping: saving a checkpoint, please wait")
+            return
+        flag.set()
+        log.warning("Ctrl-C: stopping after this batch and saving a checkpoint")
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)

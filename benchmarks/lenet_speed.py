@@ -1,0 +1,239 @@
+"""Benchmark (i): the textbook LeNet on MNIST, batch 100, Adam 1e-3 — seconds per epoch.
+
+Compares, in one run on one machine:
+
+- ``pytorch-idiomatic``: the loop everyone writes (as in pytorch/examples' MNIST script):
+  a Dataset normalising one sample at a time, a shuffling DataLoader, fp32;
+- ``cnnkit fp32``: cnnkit's ``fit`` in fp32 (data on the device, batches by indexing,
+  fused Adam);
+- ``cnnkit auto``: ``fit`` with its default precision for this device (bf16 autocast and
+  channels_last where the CPU computes bf16 natively) — what ``cnnkit train`` runs;
+- ``cnnkit auto+compile`` (with ``--compile``): the same through ``torch.compile``.
+
+Each row gives the median seconds per epoch over all measured epochs (``--steps N`` times
+N steps and scales to the full 550-step epoch), the speed-up over the idiomatic loop, and
+the achieved GFLOP/s against a matmul peak measured in the same run. ``--parity`` also
+trains the full default job (10 epochs, validation included) in fp32 and in the default
+precision and compares test accuracy.
+
+    ./run python benchmarks/lenet_speed.py                 # full epochs, 3 per variant
+    ./run python benchmarks/lenet_speed.py --steps 100     # shortened
+    ./run python benchmarks/lenet_speed.py --parity        # + the 10-epoch accuracy check
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from common import describe_machine, load_average, markdown_table, median, write_section
+from torch import nn
+
+from cnnkit.data.dataset import Dataset
+from cnnkit.data.preprocess import Preprocessing
+from cnnkit.data.sources import load_dataset
+from cnnkit.models.registry import build_model
+from cnnkit.train.job import TrainConfig, run_training
+from cnnkit.train.loop import fit
+from cnnkit.train.precision import resolve_precision
+
+BATCH = 100
+FULL_STEPS = 550  # 55,000 training images / batch 100
+
+
+def idiomatic_lenet() -> nn.Module:
+    """The textbook LeNet as a PyTorch user writes it (Keras-style 'same' padding)."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 4, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 4, padding="same"),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 1024),
+        nn.ReLU(),
+        nn.Linear(1024, 10),
+    )
+
+
+class PerSample(torch.utils.data.Dataset):
+    """One normalised float image per ``__getitem__``, like torchvision's ToTensor+Normalize."""
+
+    def __init__(self, data: Dataset, pre: Preprocessing) -> None:
+        self.images, self.labels = data.images, data.labels
+        self.mean, self.std = pre.mean[0], pre.std[0]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[index].float().div(255.0)
+        return (image - self.mean) / self.std, self.labels[index]
+
+
+def epoch_idiomatic(train: Dataset, pre: Preprocessing, steps: int, seed: int) -> float:
+    torch.manual_seed(seed)
+    model = idiomatic_lenet()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = torch.utils.data.DataLoader(PerSample(train, pre), batch_size=BATCH, shuffle=True)
+    model.train()
+    started = time.perf_counter()
+    for step, (data, target) in enumerate(loader):
+        if step == steps:
+            break
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(data), target)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - started
+
+
+def cnnkit_epochs(precision: str, compile: bool = False) -> Callable[..., list[float]]:
+    def run(train: Dataset, pre: Preprocessing, steps: int, seed: int, epochs: int) -> list[float]:
+        torch.manual_seed(seed)
+        model = build_model("lenet")
+        subset = train if steps >= FULL_STEPS else train.subset(range(steps * BATCH))
+        history = fit(
+            model,
+            train=subset,
+            preprocessing=pre,
+            epochs=epochs,
+            batch_size=BATCH,
+            precision=precision,
+            compile=compile,
+            seed=seed,
+        )
+        return [row["time"] for row in history]
+
+    return run
+
+
+def flops_per_step(train: Dataset, pre: Preprocessing) -> float:
+    """Floating-point operations of one training step (forward + backward), counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = build_model("lenet")
+    inputs, labels = pre(train.images[:BATCH]), train.labels[:BATCH]
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(inputs), labels).backward()
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 7) -> float:
+    """GFLOP/s of an n x n x n matmul in ``dtype``, median of ``repeats``."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - started)
+    return 2 * n**3 / median(times) / 1e9
+
+
+def parity(seed: int) -> list[list[str]]:
+    """The default job (10 epochs, validation) in fp32 and in the default precision."""
+    rows = []
+    with tempfile.TemporaryDirectory() as runs:
+        for precision in ("fp32", "auto"):
+            result = run_training(
+                TrainConfig(precision=precision, seed=seed, runs_dir=runs, device="cpu")
+            )
+            times = [row["time"] for row in result.history]
+            rows.append(
+                [
+                    f"{precision} ({result.training['precision']})",
+                    f"{median(times):.1f}",
+                    f"{sum(times):.0f}",
+                    f"{result.metrics['test']['accuracy'] * 100:.2f}%",
+                ]
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=FULL_STEPS, help="steps per epoch measured")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs measured per variant")
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
+    parser.add_argument("--parity", action="store_true", help="also run the 10-epoch job twice")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    machine = describe_machine()
+    print(machine, flush=True)
+    splits = load_dataset("mnist", seed=args.seed)
+    train, pre = splits.train, Preprocessing.from_dataset(splits.train)
+    steps = min(args.steps, FULL_STEPS)
+    scale = FULL_STEPS / steps
+    auto = resolve_precision("auto", torch.device("cpu")).name
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    flops_epoch = flops_per_step(train, pre) * FULL_STEPS
+
+    variants: dict[str, Callable[..., list[float]]] = {
+        "pytorch-idiomatic (fp32)": lambda *a: [
+            epoch_idiomatic(train, pre, steps, args.seed + i) for i in range(args.epochs)
+        ],
+        "cnnkit fp32": lambda *a: cnnkit_epochs("fp32")(train, pre, steps, args.seed, args.epochs),
+        f"cnnkit auto ({auto})": lambda *a: cnnkit_epochs("auto")(
+            train, pre, steps, args.seed, args.epochs
+        ),
+    }
+    if args.compile:
+        variants[f"cnnkit auto ({auto}) + compile"] = lambda *a: cnnkit_epochs("auto", True)(
+            train, pre, steps, args.seed, args.epochs + 1
+        )[1:]  # the first epoch pays for compilation
+    seconds: dict[str, float] = {}
+    for name, measure in variants.items():
+        per_epoch = [t * scale for t in measure()]
+        seconds[name] = median(per_epoch)
+        print(f"{name:34s} {seconds[name]:6.1f} s/epoch  {per_epoch}", flush=True)
+
+    reference = seconds["pytorch-idiomatic (fp32)"]
+    rows = []
+    for name, value in seconds.items():
+        dtype = "bf16" if "bf16" in name else "fp32"
+        achieved = flops_epoch / value / 1e9
+        rows.append(
+            [
+                name,
+                f"{value:.1f}",
+                f"{reference / value:.2f}x",
+                f"{achieved:.0f}",
+                f"{achieved / peaks[dtype] * 100:.0f}% of {dtype} {peaks[dtype]:.0f}",
+            ]
+        )
+    table = markdown_table(
+        ["variant", "s/epoch", "speed-up vs idiomatic", "GFLOP/s", "of matmul peak"], rows
+    )
+    notes = (
+        f"Machine: {machine}; load at the end: {load_average()}.\n\n"
+        f"Textbook LeNet, MNIST 55,000 training images, batch 100, Adam 1e-3, no validation; "
+        f"median over {args.epochs} epoch(s) per variant"
+        + (f", each timed over {steps} steps and scaled to 550" if steps < FULL_STEPS else "")
+        + f". One training epoch is {flops_epoch / 1e12:.2f} TFLOP (counted by "
+        "torch.utils.flop_counter); the peak is an n=2048 matmul in the same run.\n\n"
+    )
+    body = notes + table
+    if args.parity:
+        parity_rows = parity(args.seed)
+        body += (
+            "\n\nThe default job `cnnkit train` (10 epochs, validation every epoch), trained "
+            "in fp32 and in the default precision, seed "
+            f"{args.seed}:\n\n"
+            + markdown_table(
+                ["precision", "median s/epoch", "train s", "test accuracy"], parity_rows
+            )
+        )
+    print("\n" + body)
+    write_section("lenet_speed", "(i) Textbook LeNet, seconds per epoch", body)
+
+
+if __name__ == "__main__":
+    main()

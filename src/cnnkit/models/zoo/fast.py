@@ -1,0 +1,212 @@
+"""Modern fast nets for 28x28 and 32x32 images: BatchNorm, residual blocks, global pooling.
+
+In the spirit of KellerJordan/cifar10-airbench and the ResNet-9 of the DAWNBench era: a few
+3x3 conv stages, each ``Conv2D -> MaxPooling2D(2) -> BatchNormalization -> ReLU/GELU``,
+some followed by a residual block ``x + act(BN(Conv2D(x)))``; global max-pooling; one Dense head.
+No dropout and no huge dense layer: they reach high accuracy in few epochs and run quickly on
+a CPU as well as on a GPU. BatchNorm uses Keras momentum 0.9 (torch's 0.1) so the moving
+statistics keep up with runs of one or two epochs. Written with cnnkit's layers, so they have
+specs, summaries and the zoo's head interface.
+
+``fastnet_tiny`` is for time-to-99% on MNIST on a CPU, ``fastnet`` for the best MNIST /
+Fashion-MNIST accuracy in about a minute, ``fastnet_cifar`` for CIFAR-10 (airbench-sized).
+With ``tta_flip=True`` a model averages its logits over the image and its left-right mirror
+in eval mode (test-time augmentation); it is a model option, so evaluation and prediction
+from the run folder apply it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from cnnkit.errors import ModelError
+from cnnkit.layers import (
+    Activation,
+    Add,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    GlobalMaxPooling2D,
+    Input,
+    MaxPooling2D,
+    Model,
+    SymbolicTensor,
+)
+from cnnkit.models.init import initialize
+from cnnkit.models.registry import register_model
+
+Shape = tuple[int, int, int]
+
+
+class FastNet(Model):
+    """A functional :class:`~cnnkit.layers.Model` with optional test-time flip averaging."""
+
+    def __init__(
+        self,
+        inputs: SymbolicTensor,
+        outputs: SymbolicTensor,
+        *,
+        name: str,
+        tta_flip: bool = False,
+    ) -> None:
+        super().__init__(inputs, outputs, name=name)
+        self.tta_flip = tta_flip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` -> logits ``(N, num_classes)``; in eval mode with ``tta_flip``,
+        the mean of the logits for ``x`` and for ``x`` mirrored left-right."""
+        logits = super().forward(x)
+        if self.tta_flip and not self.training:
+            logits = (logits + super().forward(x.flip(3))) / 2
+        return logits
+
+
+def _conv_bn_act(
+    x: SymbolicTensor,
+    width: int,
+    name: str,
+    *,
+    pool: bool,
+    stride: int = 1,
+    kernel: int = 3,
+    act: str = "gelu",
+) -> SymbolicTensor:
+    x = Conv2D(width, kernel, strides=stride, padding="same", use_bias=False, name=f"{name}_conv")(
+        x
+    )
+    if pool:
+        x = MaxPooling2D(2, name=f"{name}_pool")(x)
+    x = BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+    return Activation(act, name=f"{name}_{act}")(x)
+
+
+def build_fastnet(
+    input_shape: Shape,
+    num_classes: int,
+    *,
+    widths: Sequence[int],
+    residual: Sequence[bool],
+    name: str,
+    strided_stem: bool = False,
+    stem_kernel: int = 3,
+    activation: str = "gelu",
+    tta_flip: bool = False,
+    init: str = "keras",
+) -> FastNet:
+    """Stages of ``conv -> pool -> BN -> act [+ residual conv block]``, global max-pool, Dense.
+
+    Args:
+        input_shape: ``(C, H, W)``; H and W must survive one 2x2 pool per stage.
+        num_classes: output logits.
+        widths: channels of each stage.
+        residual: per stage, whether a residual block follows.
+        name: the model's name.
+        strided_stem: the first stage halves the resolution with a stride-2 conv instead of
+            a conv at full resolution and a max-pool (4x cheaper, no full-size activations).
+        stem_kernel: kernel size of the strided first conv.
+        activation: the activation after every BatchNorm.
+        tta_flip: average logits over a left-right flip in eval mode.
+        init: weight initialisation (``keras``, ``normal`` or ``torch``).
+    """
+    _, height, width = input_shape
+    smallest = 2 ** len(widths)
+    if height < smallest or width < smallest:
+        raise ModelError(
+            f"{name} pools {len(widths)} times and needs images of at least "
+            f"{smallest}x{smallest}, got {height}x{width}"
+        )
+    inputs = Input(input_shape)
+    x = inputs
+    for stage, (stage_width, has_residual) in enumerate(zip(widths, residual, strict=True), 1):
+        stem = stage == 1 and strided_stem
+        x = _conv_bn_act(
+            x,
+            stage_width,
+            f"s{stage}",
+            pool=not stem,
+            stride=2 if stem else 1,
+            kernel=stem_kernel if stem else 3,
+            act=activation,
+        )
+        if has_residual:
+            y = _conv_bn_act(x, stage_width, f"s{stage}_res", pool=False, act=activation)
+            x = Add(name=f"s{stage}_add")([x, y])
+    x = GlobalMaxPooling2D(name="pool")(x)
+    outputs = Dense(num_classes, name="fc")(x)
+    return initialize(FastNet(inputs, outputs, name=name, tta_flip=tta_flip), init)
+
+
+@register_model(
+    "fastnet_tiny",
+    description="Fast net for seconds-to-99% MNIST on a CPU: stages (8, 32, 64), BN, ReLU",
+    default_input_shape=(1, 28, 28),
+)
+def fastnet_tiny(
+    *, input_shape: Shape, num_classes: int, tta_flip: bool = False, init: str = "keras"
+) -> FastNet:
+    """Three conv stages, a residual block on the last; a narrow first stage keeps the only
+    full-resolution layers cheap (measured: one MNIST epoch reaches 99.1-99.3%)."""
+    return build_fastnet(
+        input_shape,
+        num_classes,
+        widths=(8, 32, 64),
+        residual=(False, False, True),
+        name="fastnet_tiny",
+        activation="relu",
+        tta_flip=tta_flip,
+        init=init,
+    )
+
+
+@register_model(
+    "fastnet",
+    description="Fast residual net for 28x28/32x32: stages (w, 2w, 4w), w=32; BN, ReLU",
+    default_input_shape=(1, 28, 28),
+)
+def fastnet(
+    *,
+    input_shape: Shape,
+    num_classes: int,
+    width: int = 32,
+    tta_flip: bool = False,
+    init: str = "keras",
+) -> FastNet:
+    """Three stages (``width``, 2x, 4x channels), residual blocks after the first and last.
+
+    Args:
+        width: channels of the first stage (16 is enough for 99.6% on MNIST).
+    """
+    if width < 1:
+        raise ModelError(f"fastnet width must be >= 1, got {width}")
+    return build_fastnet(
+        input_shape,
+        num_classes,
+        widths=(width, 2 * width, 4 * width),
+        residual=(True, False, True),
+        name="fastnet",
+        activation="relu",
+        tta_flip=tta_flip,
+        init=init,
+    )
+
+
+@register_model(
+    "fastnet_cifar",
+    description="airbench-sized CIFAR-10 net: stages (64, 256, 256), BN, GELU, residuals",
+    default_input_shape=(3, 32, 32),
+)
+def fastnet_cifar(
+    *, input_shape: Shape, num_classes: int, tta_flip: bool = False, init: str = "keras"
+) -> FastNet:
+    """The CIFAR-10 speed-run net (the ``cifar10-fast`` recipe turns ``tta_flip`` on)."""
+    return build_fastnet(
+        input_shape,
+        num_classes,
+        widths=(64, 256, 256),
+        residual=(True, False, True),
+        name="fastnet_cifar",
+        tta_flip=tta_flip,
+        init=init,
+    )

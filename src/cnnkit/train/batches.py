@@ -1,0 +1,111 @@
+"""Where the training loop's batches come from.
+
+The loop asks a :class:`BatchSource` for each epoch's batches: uint8 images ``(B, C, H, W)``
+and int64 labels ``(B,)`` on the training device, in an order that is a pure function of
+``(seed, epoch)``. That makes a run reproducible from its seed, lets a resumed run pick up
+at any batch of any epoch, and lets several processes (DDP) cut the same global batches into
+disjoint shards.
+
+Two kinds of source share the interface:
+
+- :class:`TensorBatches`, the fast path for data that fits in memory (MNIST, CIFAR): the
+  whole split is one tensor on the device and a batch is one indexing operation;
+- streaming sources (for example a folder of images read lazily) implement the same
+  :class:`BatchSource` protocol and yield batches as they read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from cnnkit.data.dataset import Dataset
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def epoch_generator(seed: int, epoch: int, *, stream: int = 0) -> torch.Generator:
+    """A CPU random generator determined by ``(seed, epoch, stream)`` alone.
+
+    ``stream`` separates independent uses within one epoch (0: shuffling, 1: augmentation).
+    """
+    return torch.Generator().manual_seed((seed * 1_000_003 + epoch) * 7 + stream)
+
+
+def epoch_order(num_samples: int, *, seed: int, epoch: int) -> torch.Tensor:
+    """The seeded permutation of ``range(num_samples)`` used for ``epoch``."""
+    return torch.randperm(num_samples, generator=epoch_generator(seed, epoch))
+
+
+def steps_per_epoch(num_samples: int, batch_size: int, shards: int = 1) -> int:
+    """Optimizer steps in one epoch: ceil over the samples every shard can share equally."""
+    usable = num_samples - num_samples % shards
+    return (usable + batch_size - 1) // batch_size
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """What :func:`~cnnkit.train.loop.fit` trains from.
+
+    ``batches(epoch=e, batch_size=b, seed=s, start=k, shard=r, shards=w)`` yields the
+    batches of epoch ``e`` from batch ``k`` on, each ``(images uint8 (B, C, H, W), labels
+    int64 (B,))``. The global batches are the same for every ``shard``; shard ``r`` of ``w``
+    yields its own part of each, and all shards yield the same number of batches,
+    :func:`steps_per_epoch`.
+    """
+
+    @property
+    def num_samples(self) -> int: ...
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]: ...
+
+    def batches(
+        self,
+        *,
+        epoch: int,
+        batch_size: int,
+        seed: int,
+        start: int = 0,
+        shard: int = 0,
+        shards: int = 1,
+    ) -> Iterator[Batch]: ...
+
+
+class TensorBatches:
+    """A :class:`BatchSource` over an in-memory :class:`Dataset` living on ``device``.
+
+    The images are copied to the device once; each batch is one gather by an index tensor.
+    """
+
+    def __init__(self, dataset: Dataset, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.images = dataset.images.to(self.device)
+        self.labels = dataset.labels.to(self.device)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.images.shape[1:]
+        return int(c), int(h), int(w)
+
+    def batches(
+        self,
+        *,
+        epoch: int,
+        batch_size: int,
+        seed: int,
+        start: int = 0,
+        shard: int = 0,
+        shards: int = 1,
+    ) -> Iterator[Batch]:
+        usable = self.num_samples - self.num_samples % shards
+        order = epoch_order(self.num_samples, seed=seed, epoch=epoch)[:usable].to(self.device)
+        for first in range(start * batch_size, usable, batch_size):
+            index = order[first : first + batch_size][shard::shards]
+            yield self.images[index], self.labels[index]

@@ -1,0 +1,77 @@
+"""Loss functions by name, all taking logits.
+
+Every loss here maps ``(logits (N, K), targets)`` to a scalar mean, where targets are either
+sparse class indices ``(N,)`` (int64) or one-hot / soft labels ``(N, K)`` (float). Models
+always output logits; the loss applies the matching output function itself:
+
+- ``cross_entropy``: softmax + categorical cross-entropy (Keras's
+  ``SparseCategoricalCrossentropy(from_logits=True)`` or ``CategoricalCrossentropy``);
+- ``binary_cross_entropy``: a sigmoid per class + binary cross-entropy against one-hot labels,
+  the textbooks' sigmoid-output variant;
+- ``mse``: softmax probabilities against one-hot labels, squared error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from cnnkit.errors import ConfigError
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
+
+
+def soft_targets(targets: torch.Tensor, num_classes: int, smoothing: float = 0.0) -> torch.Tensor:
+    """Class indices ``(N,)`` or one-hot ``(N, K)`` -> float ``(N, K)``, optionally smoothed.
+
+    Label smoothing moves ``smoothing`` of the probability mass evenly over all K classes.
+    """
+    if targets.ndim == 1:
+        dense = F.one_hot(targets, num_classes).float()
+    elif targets.ndim == 2 and targets.shape[1] == num_classes:
+        dense = targets.float()
+    else:
+        raise ConfigError(
+            f"targets of shape {tuple(targets.shape)} fit neither sparse labels (N,) nor "
+            f"one-hot labels (N, {num_classes})"
+        )
+    if smoothing:
+        dense = dense * (1.0 - smoothing) + smoothing / num_classes
+    return dense
+
+
+def make_loss(name: str, *, label_smoothing: float = 0.0) -> LossFn:
+    """The loss called ``name`` (see :data:`LOSSES`), with optional label smoothing.
+
+    Raises:
+        ConfigError: unknown name or smoothing outside ``[0, 1)``.
+    """
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ConfigError(f"label smoothing must be in [0, 1), got {label_smoothing}")
+    if name == "cross_entropy":
+
+        def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            if targets.ndim == 1:  # sparse labels: torch's fused kernel, smoothing included
+                return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+            dense = soft_targets(targets, logits.shape[1], label_smoothing)
+            return F.cross_entropy(logits.float(), dense)
+
+        return cross_entropy
+    if name == "binary_cross_entropy":
+
+        def binary_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            dense = soft_targets(targets, logits.shape[1], label_smoothing)
+            return F.binary_cross_entropy_with_logits(logits.float(), dense)
+
+        return binary_cross_entropy
+    if name == "mse":
+
+        def mse(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            dense = soft_targets(targets, logits.shape[1], label_smoothing)
+            return F.mse_loss(logits.float().softmax(1), dense)
+
+        return mse
+    raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")

@@ -1,0 +1,276 @@
+"""Recipes: named training setups known to be good, one line to reproduce each.
+
+``cnnkit train --recipe NAME`` starts from the recipe's settings; any option given on the
+command line overrides the recipe. Two kinds:
+
+- speed recipes (``mnist-fast``, ``mnist-best``, ``fashion-best``, ``cifar10-fast``): modern
+  nets (BatchNorm, residuals), one-cycle schedules, label smoothing and batched augmentation,
+  tuned for time to accuracy;
+- textbook recipes (``textbook-*``): the setups of SPEC §5 exactly as the source trains
+  them, so their reported results can be reproduced and compared.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnkit.errors import CnnkitError, ConfigError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named set of :class:`~cnnkit.train.job.TrainConfig` values.
+
+    Attributes:
+        name: what ``--recipe`` takes.
+        description: one line for ``cnnkit recipes``.
+        settings: TrainConfig field values this recipe sets.
+        expect: what the recipe is known to reach (source or measurement).
+    """
+
+    name: str
+    description: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    expect: str = ""
+
+
+_RECIPES = (
+    Recipe(
+        "mnist-fast",
+        "seconds to 99% on a CPU: one epoch over all 60,000 training images, one-cycle Adam",
+        {
+            "data": "mnist",
+            "val_size": 0,  # train on all 60k; the test split measures
+            "model": "fastnet_tiny",
+            "epochs": 1,
+            "batch_size": 128,
+            "optimizer": "adam",
+            "lr": 0.03,  # peak of the one-cycle schedule
+            "schedule": "onecycle:peak=0.25",
+            "label_smoothing": 0.05,
+        },
+        "99.1-99.2% test (5 seeds) in 5-6 s on a 2-core CPU (benchmarks/RESULTS.md)",
+    ),
+    Recipe(
+        "mnist-best",
+        "99.5%+ in under a minute on a CPU: small residual net, random shifts, one-cycle Adam",
+        {
+            "data": "mnist",
+            "val_size": 0,
+            "model": "fastnet",
+            "model_options": {"width": 16},
+            "epochs": 6,
+            "batch_size": 128,
+            "optimizer": "adam",
+            "lr": 0.03,
+            "schedule": "onecycle:peak=0.25",
+            "label_smoothing": 0.05,
+            "augment": ["translate:2"],  # shifts of up to 2 pixels
+        },
+        "99.6% test in about 45 s on a 2-core CPU (benchmarks/RESULTS.md)",
+    ),
+    Recipe(
+        "fashion-best",
+        "93%+ Fashion-MNIST in about a minute: residual BN net, flip + translate, one-cycle",
+        {
+            "data": "fashion-mnist",
+            "val_size": 0,
+            "model": "fastnet",
+            "epochs": 8,
+            "batch_size": 256,
+            "optimizer": "adam",
+            "lr": 0.005,
+            "schedule": "onecycle:peak=0.2",
+            "label_smoothing": 0.1,
+            "augment": ["flip", "translate:2"],
+        },
+        "93% test accuracy",
+    ),
+    Recipe(
+        "cifar10-fast",
+        "airbench-style CIFAR-10 (for a GPU): BN net, flip + translate, label smoothing, TTA",
+        {
+            "data": "cifar10",
+            "val_size": 0,
+            "model": "fastnet_cifar",
+            "model_options": {"tta_flip": True},
+            "epochs": 10,
+            "batch_size": 512,
+            "optimizer": "sgd",
+            "lr": 0.2,
+            "momentum": 0.9,
+            "nesterov": True,
+            "weight_decay": 5e-4,
+            "schedule": "onecycle:peak=0.2",
+            "label_smoothing": 0.2,
+            "augment": ["flip", "translate-reflect:2"],
+        },
+        "not measured (no CIFAR-10 offline); airbench-style nets reach 93-94% in ~10 epochs",
+    ),
+    # -- the textbook setups of SPEC §5, as the source trains them ---------------------------
+    Recipe(
+        "textbook-lenet",
+        "SPEC §5.1: LeNet, MNIST, 10 epochs, batch 100, Adam 1e-3 (the default job)",
+        {"data": "mnist", "model": "lenet", "epochs": 10, "batch_size": 100, "lr": 0.001},
+        "98.84% test (source)",
+    ),
+    Recipe(
+        "textbook-lenet-sgd",
+        "SPEC §5.1: LeNet, MNIST, 10 epochs, batch 100, SGD lr 0.01 (the Keras version)",
+        {
+            "data": "mnist",
+            "model": "lenet",
+            "epochs": 10,
+            "batch_size": 100,
+            "optimizer": "sgd",
+            "lr": 0.01,
+        },
+        "97.85% test (source)",
+    ),
+    Recipe(
+        "textbook-lenet-cifar10",
+        "SPEC §5.2: LeNet + dropout 0.2, CIFAR-10, 10 epochs, batch 100, Adam 1e-3",
+        {
+            "data": "cifar10",
+            "model": "lenet_dropout",
+            "model_options": {"dropout": 0.2},
+            "epochs": 10,
+            "batch_size": 100,
+            "lr": 0.001,
+        },
+        "74.14% test (source, Keras)",
+    ),
+    Recipe(
+        "textbook-minimal",
+        "SPEC §5.3: minimal Keras model, MNIST, 5 epochs, batch 512, Adam",
+        {"data": "mnist", "model": "minimal", "epochs": 5, "batch_size": 512, "lr": 0.001},
+        "98.6% test (source)",
+    ),
+    Recipe(
+        "textbook-minimal-sigmoid",
+        "SPEC §5.3 as in the source: sigmoid output + binary cross-entropy on one-hot labels",
+        {
+            "data": "mnist",
+            "model": "minimal",
+            "epochs": 5,
+            "batch_size": 512,
+            "lr": 0.001,
+            "loss": "binary_cross_entropy",
+        },
+        "98.6% test (source)",
+    ),
+    Recipe(
+        "textbook-two-conv",
+        "SPEC §5.4: two-conv net, CIFAR-10, 3 epochs, SGD with momentum, shuffled batches",
+        {
+            "data": "cifar10",
+            "model": "two_conv",
+            "epochs": 3,
+            "batch_size": 32,  # not given in the source: Keras's default
+            "optimizer": "sgd",
+            "lr": 0.01,
+            "momentum": 0.9,
+        },
+        "64% test (source)",
+    ),
+    *(
+        Recipe(
+            f"textbook-vgg{i}",
+            f"SPEC §5.5: VGG-style model {i}, CIFAR-10, 20 epochs, batch 32, Adam 1e-3",
+            {
+                "data": "cifar10",
+                "model": f"vgg{i}",
+                "epochs": 20,
+                "batch_size": 32,  # not given in the source: Keras's default
+                "lr": 0.001,
+            },
+            {1: "72.1% test (source)", 4: "80% test (source)"}.get(i, ""),
+        )
+        for i in (1, 2, 3, 4)
+    ),
+    Recipe(
+        "textbook-bn-cnn",
+        "SPEC §5.6: BatchNorm net, CIFAR-10, RMSprop 1e-3, batch 100, up to 1000 epochs with "
+        "EarlyStopping(val_loss, 35) and ReduceLROnPlateau(0.5, 10)",
+        {
+            "data": "cifar10",
+            "model": "bn_cnn",
+            "epochs": 1000,
+            "batch_size": 100,
+            "optimizer": "rmsprop",
+            "lr": 0.001,
+            "early_stopping": {
+                "monitor": "val_loss",
+                "patience": 35,
+                "restore_best_weights": True,
+            },
+            "reduce_lr": {
+                "monitor": "val_loss",
+                "factor": 0.5,
+                "patience": 10,
+                "min_delta": 1e-4,
+            },
+        },
+        "77.1% balanced accuracy after ~156 epochs (source)",
+    ),
+    Recipe(
+        "textbook-video-seq",
+        "SPEC §5.7a: the video lesson's Sequential net, CIFAR-10, Adam 3e-4, batch 64, 10 epochs",
+        {
+            "data": "cifar10",
+            "model": "video_seq",
+            "epochs": 10,
+            "batch_size": 64,
+            "lr": 3e-4,
+        },
+        "68% test, 72% train (source)",
+    ),
+    Recipe(
+        "textbook-video-functional",
+        "SPEC §5.7b: the functional BN version, CIFAR-10, Adam 3e-4, batch 64, 10 epochs",
+        {
+            "data": "cifar10",
+            "model": "video_functional",
+            "epochs": 10,
+            "batch_size": 64,
+            "lr": 3e-4,
+        },
+        "overfits: ~93% train, much lower test (source)",
+    ),
+)
+
+RECIPES: dict[str, Recipe] = {recipe.name: recipe for recipe in _RECIPES}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; unknown names fail with a suggestion."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, RECIPES, n=2)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ConfigError(
+            f"unknown recipe {name!r}.{hint} `cnnkit recipes` lists the {len(RECIPES)} recipes"
+        ) from None
+
+
+def recipe_settings(name: str) -> dict[str, Any]:
+    """The recipe's settings, after checking that its data source and model exist here.
+
+    Raises:
+        ConfigError: unknown recipe, or its data source is not part of this cnnkit.
+        ModelError: its model is not registered in this cnnkit.
+    """
+    from cnnkit.data.sources import get_source
+    from cnnkit.models.registry import get_model_entry
+
+    recipe = get_recipe(name)
+    settings = dict(recipe.settings)
+    try:
+        get_source(settings.get("data", "mnist"))
+        get_model_entry(settings.get("model", "lenet"))
+    except CnnkitError as exc:
+        raise type(exc)(f"recipe {name!r} cannot run here: {exc}") from exc
+    return settings

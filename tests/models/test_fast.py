@@ -1,0 +1,43 @@
+"""The fast nets: head interface, input sizes, test-time flip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cnnkit.errors import ModelError
+from cnnkit.models.classifier import Classifier
+from cnnkit.models.registry import build_model
+
+pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/conftest.py
+
+
+@pytest.mark.parametrize("name", ["fastnet_tiny", "fastnet", "fastnet_cifar"])
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
+def test_fast_nets_share_the_classifier_head_interface(name: str, shape) -> None:
+    model = build_model(name, input_shape=shape, num_classes=7).eval()
+    assert isinstance(model, Classifier)
+    x = torch.rand(2, *shape)
+    assert model(x).shape == (2, 7)
+    assert model.forward_features(x).shape == (2, model.num_features)
+    model.reset_classifier(3)
+    assert model(x).shape == (2, 3)
+
+
+def test_test_time_flip_averages_over_the_mirror_in_eval_mode_only() -> None:
+    torch.manual_seed(0)
+    model = build_model("fastnet", input_shape=(1, 28, 28), tta_flip=True).eval()
+    x = torch.rand(4, 1, 28, 28)
+    assert torch.allclose(model(x), model(x.flip(3)), atol=1e-6)  # flip-invariant in eval
+    plain = build_model("fastnet", input_shape=(1, 28, 28))
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(plain.eval()(x), plain(x.flip(3)), atol=1e-6)
+
+
+def test_too_small_inputs_and_bad_widths_are_rejected() -> None:
+    with pytest.raises(
+        ModelError, match="fastnet_tiny pools 3 times and needs images of at least 8x8"
+    ):
+        build_model("fastnet_tiny", input_shape=(1, 6, 6))
+    with pytest.raises(ModelError, match="width must be >= 1"):
+        build_model("fastnet", width=0)

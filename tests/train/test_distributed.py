@@ -1,0 +1,63 @@
+"""Data-parallel training under torchrun: 2 CPU processes (gloo) match one process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from cnnkit.errors import ConfigError
+from cnnkit.run import Run
+from cnnkit.train.distributed import init_distributed
+from cnnkit.train.job import TrainConfig, run_training
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("single_thread")  # as each torchrun process: the same conv kernels
+def test_two_processes_train_like_one(tiny_mnist_dir, tmp_path) -> None:
+    settings = ["--data-dir", str(tiny_mnist_dir), "--val-size", "200", "--model", "lenet"]
+    settings += ["--epochs", "2", "--optimizer", "sgd", "--lr", "0.05", "--precision", "fp32"]
+    settings += ["--device", "cpu", "--runs-dir", str(tmp_path), "--name", "ddp"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    result = subprocess.run(
+        [*torchrun, "--nproc_per_node", "2", "-m", "cnnkit", "train", *settings],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("test accuracy") == 1  # rank 0 alone reports
+    single = run_training(
+        TrainConfig(
+            data_dir=str(tiny_mnist_dir),
+            val_size=200,
+            epochs=2,
+            optimizer="sgd",
+            lr=0.05,
+            precision="fp32",
+            device="cpu",
+            runs_dir=str(tmp_path),
+            name="single",
+        )
+    )
+    ddp = Run(tmp_path / "ddp")
+    card = ddp.card
+    assert card["environment"]["world_size"] == 2 and card["training"]["world_size"] == 2
+    a, b = ddp.load_model().state_dict(), Run(single.run.path).load_model().state_dict()
+    # the same global batches, gradients averaged: the same weights up to float rounding
+    worst = max(float((a[key] - b[key]).abs().max()) for key in a)
+    assert worst < 1e-5, worst
+    history = ddp.read_json("history.json")
+    assert history[-1]["val_accuracy"] == pytest.approx(single.history[-1]["val_accuracy"])
+    assert history[-1]["loss"] == pytest.approx(single.history[-1]["loss"], rel=1e-4)
+
+
+def test_an_incomplete_torchrun_environment_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    with pytest.raises(ConfigError, match="needs RANK and WORLD_SIZE set by torchrun"):
+        init_distributed(torch.device("cpu"))
