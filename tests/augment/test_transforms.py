@@ -218,6 +218,12 @@ def test_translate_and_padded_crop_shift_by_whole_pixels() -> None:
     assert int(edge.min()) == 9  # the uncovered row and column repeat the edge
 
 
+def test_a_smaller_crop_is_stretched_over_the_whole_image() -> None:
+    crop = Crop(size=(3, 3))
+    assert where_white(run(crop, marked(5, 5, row=1, col=2), top=1, left=1)) == (0, 2)
+    assert where_white(run(crop, marked(5, 5, row=3, col=3), top=1, left=1)) == (4, 4)
+
+
 def test_zoom_scales_about_the_centre() -> None:
     image = marked(5, 5, row=1, col=1)
     assert where_white(run(Zoom(min_factor=2, max_factor=2), image, factor=2.0)) == (0, 0)

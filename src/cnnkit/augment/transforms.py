@@ -607,19 +607,18 @@ class Crop(Transform):
         return {"top": top - self.padding, "left": left - self.padding}
 
     def transform(self, x: torch.Tensor, params: Params) -> torch.Tensor:
-        from kornia.geometry.transform import crop_and_resize
-
         h, w = x.shape[2:]
         ch, cw = self.crop_size(h, w)
         top, left = params["top"], params["left"]
         if (ch, cw) == (h, w):  # pad-and-crop: an exact whole-pixel shift
             return _shift(x, -top, -left, self.padding, self.fill)
-        x0, y0 = left.to(torch.float32), top.to(torch.float32)
-        x1, y1 = x0 + (cw - 1), y0 + (ch - 1)
-        boxes = torch.stack(
-            [torch.stack(p, dim=1) for p in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))], dim=1
-        )
-        return crop_and_resize(x, boxes, (h, w), padding_mode=FILLS[self.fill], align_corners=True)
+        # the crop's first and last pixel centres go to the output's: scale, then shift
+        sx, sy = (w - 1) / max(cw - 1, 1), (h - 1) / max(ch - 1, 1)
+        matrix = torch.zeros(len(x), 2, 3, device=x.device)
+        matrix[:, 0, 0], matrix[:, 1, 1] = sx, sy
+        matrix[:, 0, 2] = -left.to(torch.float32) * sx
+        matrix[:, 1, 2] = -top.to(torch.float32) * sy
+        return _warp_affine(x, matrix, self.fill)
 
     def caption(self, record: dict[str, Any]) -> str:
         return f"crop {record['top']},{record['left']}"
