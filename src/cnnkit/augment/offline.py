@@ -266,6 +266,8 @@ def augment_to_folder(
     seed: int = 0,
     inside_source: bool = False,
     preview: bool = True,
+    preview_rows: int = 8,
+    preview_columns: int = 8,
     progress: Progress | None = None,
 ) -> AugmentResult:
     """Write augmented PNGs of ``source`` into the new folder ``out``, with a manifest.
@@ -282,6 +284,8 @@ def augment_to_folder(
         seed: seeds the choice of sources and every transform's draws.
         inside_source: allow ``out`` inside the source folder.
         preview: draw ``preview.png`` (originals next to their augmentations).
+        preview_rows: originals in the preview, spread over the classes.
+        preview_columns: augmentations shown per original.
         progress: called with ``(done, total)`` images as they are written.
 
     Raises:
@@ -363,7 +367,10 @@ def augment_to_folder(
             from cnnkit.augment.preview import plot_outputs
             from cnnkit.data.pictures import save_figure
 
-            drawn = save_figure(plot_outputs(staging / MANIFEST, source), staging / PREVIEW)
+            figure = plot_outputs(
+                staging / MANIFEST, source, rows=preview_rows, columns=preview_columns
+            )
+            drawn = save_figure(figure, staging / PREVIEW)
         if target.exists():
             target.rmdir()
         os.replace(staging, target)

@@ -22,9 +22,10 @@ from cnnkit.data.images import load_image
 from cnnkit.data.pictures import picture_grid
 from cnnkit.errors import ConfigError
 
-ROWS = 6  # originals shown
+ROWS = 8  # originals shown
 COLUMNS = 8  # augmentations shown per original
 CAPTION_LINES = 3
+NAME_CHARS = 22  # what fits over a picture
 
 
 def plot_preview(
@@ -66,6 +67,12 @@ def _caption(pipeline: Pipeline, records: Sequence[dict[str, Any]]) -> str:
     if len(words) > CAPTION_LINES:
         words = [*words[: CAPTION_LINES - 1], f"+{len(words) - CAPTION_LINES + 1} more"]
     return "\n".join(words)
+
+
+def _name(class_name: str, key: str) -> str:
+    """``original: 7`` over the file (or sample id), shortened from the left to fit."""
+    where = key if len(key) <= NAME_CHARS else "…" + key[-(NAME_CHARS - 1) :]
+    return f"original: {class_name}\n{where}"
 
 
 def _spread(labels: Sequence[int], rows: int) -> list[int]:
@@ -123,7 +130,7 @@ def plot_outputs(
             ]
         )
         captions.append([_caption(manifest.pipeline, e["ops"]) for e in shown])
-        names.append(f"{shown[0]['class']}\n{os.path.basename(key)}")
+        names.append(_name(shown[0]["class"], key))
     total = sum(len(group) for group in groups.values())
     title = f"{total} augmented from {len(groups)} images: " + "; ".join(
         step.split(",")[0] if step.startswith("flip") else step.replace(",fill=black", "")
@@ -164,7 +171,7 @@ def plot_pipeline(
         augmented.append([pixels[k] for k in span])
         captions.append([_caption(pipeline, pipeline.records(params, k)) for k in span])
         label = int(dataset.labels[i])
-        names.append(f"{dataset.classes[label]}\n{os.path.basename(dataset.sample_ids()[i])}")
+        names.append(_name(dataset.classes[label], dataset.sample_ids()[i]))
     title = "preview: " + "; ".join(pipeline.describe())
     originals = [dataset.images[i] for i in chosen]
     return plot_preview(originals, augmented, names=names, captions=captions, title=title)

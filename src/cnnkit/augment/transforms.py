@@ -91,6 +91,10 @@ class Transform:
     shorthands: ClassVar[dict[str, tuple[str, ...]]] = {}  # "max" -> max_left, max_right
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # Rotate(max_left=5) holds 5.0, as a spec gives
+            value = getattr(self, f.name)
+            if f.type in ("float", "float | str") and type(value) is int:
+                object.__setattr__(self, f.name, float(value))
         if not 0.0 <= float(self.p) <= 1.0:
             raise ConfigError(f"{self.name}: p must be a probability 0..1, got {self.p}")
         self.check()

@@ -63,7 +63,7 @@ def augment_command(
         "--preview-only",
         help="Only draw originals next to fresh augmentations (to tune the spec).",
     ),
-    rows: int = typer.Option(6, "--rows", min=1, help="Originals in a preview."),
+    rows: int = typer.Option(8, "--rows", min=1, help="Originals in a preview."),
     columns: int = typer.Option(8, "--columns", min=1, help="Augmentations per original."),
     regenerate: Path | None = typer.Option(
         None,
@@ -120,6 +120,8 @@ def augment_command(
             seed=seed,
             inside_source=inside_source,
             preview=not no_preview,
+            preview_rows=rows,
+            preview_columns=columns,
             progress=update,
         )
     classes = ", ".join(f"{name}: {n}" for name, n in result.per_class.items())
