@@ -57,7 +57,8 @@ def augment_epoch(spec: str, images: torch.Tensor, labels: torch.Tensor) -> floa
         torch.cuda.synchronize()
     started = time.perf_counter()
     for first in range(0, len(images), BATCH):
-        pipeline.augment_batch(images[first : first + BATCH], labels[first : first + BATCH], generator)
+        batch = slice(first, first + BATCH)
+        pipeline.augment_batch(images[batch], labels[batch], generator)
     if images.device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - started
@@ -99,7 +100,8 @@ def main() -> None:
     if args.train_steps:
         for device in devices:
             reference[device.type] = train_epoch(args.model, device, args.train_steps)
-            print(f"plain {args.model} epoch on {device.type}: {reference[device.type]:.1f} s", flush=True)
+            seconds = reference[device.type]
+            print(f"plain {args.model} epoch on {device.type}: {seconds:.1f} s", flush=True)
     rows = []
     for spec in args.specs:
         row = [f"`{spec}`"]
@@ -114,12 +116,13 @@ def main() -> None:
     headers = ["augmentation"]
     for device in devices:
         headers += [f"{device.type} s/epoch", f"{device.type} ms/batch", f"{device.type} vs epoch"]
+    measured = ", ".join(f"{d}: {s:.1f} s" for d, s in reference.items()) or "not measured"
     notes = (
         f"Machine: {machine}; load at the end: {load_average()}.\n\n"
         f"MNIST, 60,000 training images in batches of {BATCH}, uint8 on the device; median of "
         f"{args.repeats} epoch(s) per spec. 'vs epoch': the augmentation's time as a share of "
         f"one plain training epoch of `{args.model}` through `fit` (no augmentation, no "
-        f"validation; {', '.join(f'{d}: {s:.1f} s' for d, s in reference.items()) or 'not measured'})."
+        f"validation; {measured})."
         "\n\n"
     )
     body = notes + markdown_table(headers, rows)
