@@ -32,6 +32,7 @@ _PUBLIC = {
     "TrainConfig": "cnnkit.train.job",
     "run_training": "cnnkit.train.job",
     "Preprocessing": "cnnkit.data.preprocess",
+    "load_backbone": "cnnkit.transfer.backbones",
 }
 
 __all__ = ["__version__", *_PUBLIC]

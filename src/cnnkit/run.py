@@ -151,6 +151,11 @@ class Run:
         if split not in parts:
             raise RunError(f"split {split!r} is not available; choose one of {', '.join(parts)}")
         dataset = parts[split]
+        subset = data.get("subsets", {}).get(split)
+        if subset:  # a sample (e.g. 100 per class) drawn by cnnkit.data.split.stratified_sample
+            from cnnkit.data.split import stratified_sample
+
+            dataset = stratified_sample(dataset, **subset)
         expected = data.get("fingerprints", {}).get(split)
         if expected and dataset.fingerprint() != expected:
             raise RunError(

@@ -11,6 +11,7 @@ import yaml
 
 from cnnkit.errors import ModelError
 from cnnkit.layers import Model
+from cnnkit.models.classifier import Classifier
 from cnnkit.models.registry import build_model, get_model_entry, list_models
 from cnnkit.models.spec import model_from_spec
 from cnnkit.models.summary import summary
@@ -46,10 +47,10 @@ def tiny_shape(name: str) -> tuple[int, int, int]:
     raise AssertionError(f"{name} takes no input up to 32x32")
 
 
-def tiny(name: str) -> Model:
+def tiny(name: str) -> Classifier:
     torch.manual_seed(0)
     model = build_model(name, input_shape=tiny_shape(name), num_classes=3)
-    assert isinstance(model, Model)
+    assert isinstance(model, Classifier)  # most are cnnkit.layers Models, some plain torch
     return model
 
 
@@ -100,6 +101,8 @@ def test_summary_totals_follow_the_keras_rule(name: str) -> None:
 @pytest.mark.parametrize("fmt", ["yaml", "json"])
 def test_spec_round_trip_gives_the_same_model(name: str, fmt: str, tmp_path) -> None:
     model = tiny(name)
+    if not isinstance(model, Model):  # written in torch (efficientnet_lite0): no spec
+        pytest.skip(f"{name} is not built from cnnkit.layers, so it has no spec")
     spec = model.get_config()
     text = yaml.safe_dump(spec) if fmt == "yaml" else json.dumps(spec)
     loaded = yaml.safe_load(text) if fmt == "yaml" else json.loads(text)

@@ -19,12 +19,14 @@ from cnnkit.cli import (
     data,
     evaluate,
     featuremaps,
+    features,
     filters,
     gradcam,
     models,
     report,
     summary,
     train,
+    transfer,
 )
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError
@@ -75,6 +77,9 @@ app.command("conv")(conv.conv_command)
 app.command("datasets")(data.datasets_command)
 app.command("augment")(augment.augment_command)
 app.add_typer(data.app, name="data")
+app.command("features")(features.features_command)
+app.command("transfer")(transfer.transfer_command)
+app.command("finetune")(transfer.finetune_command)
 
 
 def main() -> None:

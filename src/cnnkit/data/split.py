@@ -318,3 +318,40 @@ def _take(refs: Sequence[tuple[Dataset, int]], name: str) -> Dataset:
         start = stop
     base = pieces[0].source.split(" ", 1)[0]
     return Dataset.concat(pieces, source=f"{base} ({name})")
+
+
+def stratified_sample(
+    dataset: Dataset, *, per_class: int | None = None, size: int | None = None, seed: int = 0
+) -> Dataset:
+    """A seeded, stratified sample of ``dataset``, in the dataset's order.
+
+    Give exactly one of ``per_class`` (that many samples of every class, e.g. 100 per class
+    of Fashion-MNIST) or ``size`` (that many samples in total, class proportions kept).
+    The sample is a pure function of the data, the count and ``seed``.
+
+    Raises:
+        ConfigError: both or neither count given, or a count the data cannot provide.
+    """
+    if (per_class is None) == (size is None):
+        raise ConfigError("give exactly one of per_class and size for a stratified sample")
+    labels = dataset.labels.numpy()
+    base = dataset.source.split(" ", 1)[0]
+    if size is not None:
+        if size == len(dataset):
+            return dataset
+        _, chosen = stratified_indices(labels, int(size), seed=seed)
+        return dataset.subset(chosen, name=f"{base} (sample of {size}, seed {seed})")
+    if per_class is None or per_class < 1:
+        raise ConfigError(f"per_class must be at least 1, got {per_class}")
+    rng = np.random.default_rng(seed)
+    picks = []
+    for label, count in enumerate(np.bincount(labels, minlength=dataset.num_classes)):
+        if count < per_class:
+            raise ConfigError(
+                f"{base}: class {dataset.classes[label]!r} has {count} samples, fewer than "
+                f"the {per_class} per class asked for; ask for at most {count}"
+            )
+        members = np.flatnonzero(labels == label)
+        picks.append(rng.permutation(members)[:per_class])
+    chosen = np.sort(np.concatenate(picks))
+    return dataset.subset(chosen, name=f"{base} ({per_class} per class, seed {seed})")

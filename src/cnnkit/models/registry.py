@@ -22,6 +22,8 @@ ZOO_MODULES = (
     "cnnkit.models.zoo.lenet",
     "cnnkit.models.zoo.textbook",
     "cnnkit.models.zoo.resnet",
+    "cnnkit.models.zoo.efficientnet_lite",
+    "cnnkit.models.adapter",
 )
 
 Builder = Callable[..., nn.Module]

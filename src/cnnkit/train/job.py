@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import canonical_source, data_root, load_dataset
 from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
@@ -86,16 +87,31 @@ class TrainResult:
     metrics: dict[str, dict[str, float]]
 
 
-def _create_run(config: TrainConfig, model_label: str) -> Run:
-    if config.name:
-        return Run.create(config.runs_dir, config.name)
-    base = default_run_name(model_label, config.data)
+def create_run(runs_dir: str, name: str | None, *, model: str, data: str) -> Run:
+    """A new run directory: ``runs_dir/name``, or a free ``<model>-<data>-<time>[-N]``."""
+    if name:
+        return Run.create(runs_dir, name)
+    base = default_run_name(model, data)
     for attempt in range(1, 100):
         try:
-            return Run.create(config.runs_dir, base if attempt == 1 else f"{base}-{attempt}")
+            return Run.create(runs_dir, base if attempt == 1 else f"{base}-{attempt}")
         except RunError:
             continue
-    raise RunError(f"could not find a free run name under {config.runs_dir}")
+    raise RunError(f"could not find a free run name under {runs_dir}")
+
+
+def data_record(source: str, data_dir: str | None, splits: Splits, *, seed: int) -> dict[str, Any]:
+    """The run card's ``data`` section; the split file it names is written beside it."""
+    return {
+        "source": source,
+        "data_dir": data_dir,
+        "split_file": SPLIT_FILE,
+        "classes": list(splits.train.classes),
+        "split_seed": seed,
+        "sizes": {name: len(ds) for name, ds in splits.items()},
+        "fingerprints": {name: ds.fingerprint() for name, ds in splits.items()},
+        "origin": {name: ds.source for name, ds in splits.items()},
+    }
 
 
 def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
@@ -129,7 +145,7 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
         options=config.model_options,
     )
     label = describe_model(config.model)
-    run = _create_run(config, label)
+    run = create_run(config.runs_dir, config.name, model=label, data=config.data)
     # the exact parts, so evaluation and later runs (--split-file RUN) read the same samples
     source = canonical_source(config.data)
     write_split_file(
@@ -153,16 +169,7 @@ def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> 
             config if isinstance(config.model, str) else dataclasses.replace(config, model=label)
         ),
         model={**model_record, "parameters": sum(p.numel() for p in model.parameters())},
-        data={
-            "source": source,
-            "data_dir": config.data_dir,
-            "split_file": SPLIT_FILE,
-            "classes": list(splits.train.classes),
-            "split_seed": config.seed,
-            "sizes": {name: len(ds) for name, ds in splits.items()},
-            "fingerprints": {name: ds.fingerprint() for name, ds in splits.items()},
-            "origin": {name: ds.source for name, ds in splits.items()},
-        },
+        data=data_record(source, config.data_dir, splits, seed=config.seed),
         preprocessing=preprocessing.to_dict(),
         environment=describe_environment(device),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -13,7 +14,7 @@ OPTIMIZERS = ("adam", "sgd")
 
 def make_optimizer(
     name: str,
-    params: Iterable[torch.nn.Parameter],
+    params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
     *,
     lr: float,
     momentum: float = 0.0,
@@ -23,6 +24,7 @@ def make_optimizer(
 
     Args:
         name: ``adam`` or ``sgd``.
+        params: parameters, or parameter groups (dicts with ``params`` and e.g. ``lr``).
         lr: learning rate.
         momentum: SGD momentum (0 = plain SGD).
         weight_decay: L2 penalty added to the gradient.

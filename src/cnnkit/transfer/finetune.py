@@ -1,0 +1,408 @@
+"""Fine-tuning: a pretrained backbone with a new head, some layers frozen, trained by ``fit``.
+
+- :func:`parse_freeze` / :func:`freeze`: freeze ``all`` of the backbone, ``none``, or
+  ``until:LAYER`` (every layer up to and including LAYER, e.g. ``until:blocks.8``). The head
+  always trains. Frozen parameters stop receiving gradients and frozen BatchNorm layers are
+  held in eval mode — their running statistics stay as pretrained even though the training
+  loop calls ``model.train()`` every epoch (a forward pre-hook switches them back).
+- :class:`UnfreezeAfter`: a callback unfreezing everything after N epochs.
+- :func:`param_groups`: discriminative learning rates — the head at ``lr``, the backbone at
+  ``lr * backbone_lr_mult``.
+- :func:`finetune`: the whole job, written as a normal run directory, so ``cnnkit
+  evaluate RUN`` works and ``run:RUN`` can serve as a backbone in turn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from cnnkit.data.dataset import Dataset
+from cnnkit.data.preprocess import Preprocessing
+from cnnkit.data.sources import canonical_source, data_root, load_dataset
+from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
+from cnnkit.devices import resolve_device
+from cnnkit.errors import ConfigError
+from cnnkit.models.adapter import AdaptedClassifier
+from cnnkit.models.classifier import Classifier
+from cnnkit.run import METRICS, Run, describe_environment
+from cnnkit.train.callbacks import Callback, HistoryWriter, Logs
+from cnnkit.train.job import create_run, data_record
+from cnnkit.train.loop import fit
+from cnnkit.train.optim import make_optimizer
+from cnnkit.transfer.backbones import Backbone, check_backbone_inputs, load_backbone
+from cnnkit.transfer.sample import Sample
+
+log = logging.getLogger(__name__)
+
+FREEZE_CHOICES = "all, none or until:LAYER"
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
+# -- freezing -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FreezeSpec:
+    """What to freeze: ``all`` / ``none`` of the backbone, or ``until`` a named layer."""
+
+    mode: str
+    layer: str | None = None
+
+    def __str__(self) -> str:
+        return f"until:{self.layer}" if self.mode == "until" else self.mode
+
+
+def parse_freeze(text: str) -> FreezeSpec:
+    """``"all"``, ``"none"`` or ``"until:LAYER"`` -> :class:`FreezeSpec`."""
+    text = text.strip()
+    if text in ("all", "none"):
+        return FreezeSpec(text)
+    mode, sep, layer = text.partition(":")
+    if mode == "until" and sep and layer.strip():
+        return FreezeSpec("until", layer.strip())
+    raise ConfigError(f"--freeze {text!r} is not understood; use {FREEZE_CHOICES}")
+
+
+def feature_extractor(model: Classifier) -> nn.Module:
+    """The backbone part of ``model`` whose layers ``until:LAYER`` names (adapter excluded)."""
+    return model.backbone if isinstance(model, AdaptedClassifier) else model.features
+
+
+def layer_names(model: Classifier, *, depth: int = 2) -> list[str]:
+    """Names of the backbone's layers that hold parameters, down to ``depth`` dots deep."""
+    names = []
+    for name, module in feature_extractor(model).named_modules():
+        if name and name.count(".") < depth and any(True for _ in module.parameters()):
+            names.append(name)
+    return names
+
+
+@dataclass
+class Frozen:
+    """What :func:`freeze` froze, so that :func:`unfreeze` can undo it.
+
+    Attributes:
+        parameters: names (relative to the model) of the frozen parameters.
+        norms: names of the BatchNorm layers held in eval mode.
+    """
+
+    parameters: list[str] = field(default_factory=list)
+    norms: list[str] = field(default_factory=list)
+    _handles: list[RemovableHandle] = field(default_factory=list, repr=False)
+
+
+def _keep_eval(module: nn.Module, args: Any) -> None:
+    """Forward pre-hook: a frozen BatchNorm normalises with its stored statistics, always."""
+    module.train(False)
+
+
+def _resolve_layer(layer: str, names: list[str]) -> str | None:
+    """``layer`` itself, or the one name ending in ``.layer`` (a backbone nested in a
+    fine-tuned run names its blocks ``backbone.blocks.3``); None when neither exists."""
+    if layer in names:
+        return layer
+    nested = [name for name in names if name.endswith(f".{layer}")]
+    return nested[0] if len(nested) == 1 else None
+
+
+def freeze(model: Classifier, spec: FreezeSpec) -> Frozen:
+    """Freeze part of ``model``'s backbone in place (the head always stays trainable).
+
+    Raises:
+        ConfigError: ``until:LAYER`` names no layer (the message suggests close names).
+    """
+    features = feature_extractor(model)
+    modules = list(features.named_modules())
+    if spec.mode == "none":
+        return Frozen()
+    if spec.mode == "all":
+        chosen = modules
+    else:
+        layer = _resolve_layer(str(spec.layer), [name for name, _ in modules])
+        inside = [
+            i
+            for i, (name, _) in enumerate(modules)
+            if layer is not None and (name == layer or name.startswith(f"{layer}."))
+        ]
+        if not inside:
+            names = layer_names(model)
+            close = difflib.get_close_matches(str(spec.layer), names, n=3)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ConfigError(
+                f"--freeze until:{spec.layer}: the backbone has no layer {spec.layer!r}.{hint} "
+                f"Its layers: {', '.join(names[:40])}{' ...' if len(names) > 40 else ''}"
+            )
+        chosen = modules[: inside[-1] + 1]
+    owner = {id(module): name for name, module in model.named_modules()}
+    frozen = Frozen()
+    for _, module in chosen:
+        for param_name, param in module.named_parameters(recurse=False):
+            param.requires_grad_(False)
+            frozen.parameters.append(f"{owner[id(module)]}.{param_name}")
+        if isinstance(module, _NORMS):
+            frozen.norms.append(owner[id(module)])
+            frozen._handles.append(module.register_forward_pre_hook(_keep_eval))
+            module.eval()
+    log.info(
+        "froze %d parameter tensors and %d BatchNorm layers (%s)",
+        len(frozen.parameters),
+        len(frozen.norms),
+        spec,
+    )
+    return frozen
+
+
+def unfreeze(model: nn.Module, frozen: Frozen) -> None:
+    """Undo :func:`freeze`: parameters train again, BatchNorm layers follow train/eval again."""
+    parameters = dict(model.named_parameters())
+    for name in frozen.parameters:
+        parameters[name].requires_grad_(True)
+    for handle in frozen._handles:
+        handle.remove()
+    frozen.parameters.clear()
+    frozen.norms.clear()
+    frozen._handles.clear()
+
+
+class UnfreezeAfter(Callback):
+    """Unfreezes the whole model at the start of epoch ``epochs + 1`` (after ``epochs``)."""
+
+    def __init__(self, model: nn.Module, frozen: Frozen, epochs: int) -> None:
+        self.model = model
+        self.frozen = frozen
+        self.epochs = epochs
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        if epoch == self.epochs and self.frozen.parameters:
+            log.info("unfreezing the backbone after %d epochs", self.epochs)
+            unfreeze(self.model, self.frozen)
+
+
+# -- discriminative learning rates -----------------------------------------------------------
+
+
+def param_groups(
+    model: Classifier, *, lr: float, backbone_lr_mult: float = 0.1
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: the head at ``lr``, everything else at ``lr * mult``.
+
+    Frozen parameters are included, so unfreezing later needs no new optimizer (they get
+    no gradient, hence no update, while frozen). The head's group comes first, so the
+    ``lr`` column of the training history is the head's.
+    """
+    if lr <= 0 or backbone_lr_mult < 0:
+        raise ConfigError(
+            f"learning rate must be positive and the backbone multiplier not negative, "
+            f"got lr {lr} and multiplier {backbone_lr_mult}"
+        )
+    head = list(model.head.parameters())
+    head_ids = {id(p) for p in head}
+    body = [p for p in model.parameters() if id(p) not in head_ids]
+    return [
+        {"params": head, "lr": lr, "name": "head"},
+        {"params": body, "lr": lr * backbone_lr_mult, "name": "backbone"},
+    ]
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def classification_metrics(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    preprocessing: Preprocessing,
+    device: torch.device | str = "cpu",
+    batch_size: int = 128,
+) -> dict[str, Any]:
+    """:func:`~cnnkit.evaluate.metrics.compute_metrics` of ``model`` on ``dataset``: loss,
+    accuracy, balanced accuracy, BER, classification report, confusion matrix...
+
+    ``batch_size`` is kept small: a backbone at 224x224 holds far more activations per image
+    than the small models evaluation's default batch was chosen for.
+    """
+    from cnnkit.evaluate.metrics import Predictions, compute_metrics
+
+    predictions = Predictions.from_model(
+        model, dataset, preprocessing=preprocessing, device=device, batch_size=batch_size
+    )
+    return compute_metrics(predictions)
+
+
+# -- the job -----------------------------------------------------------------------------------
+
+
+@dataclass
+class FinetuneConfig:
+    """A fine-tuning job; the defaults fine-tune EfficientNet-Lite0's head on Fashion-MNIST.
+
+    Attributes:
+        backbone: backbone spec (``efficientnet_lite0``, ``run:PATH``).
+        data: data source name; data_dir: read it from this folder only.
+        train_per_class, val_size, test_size: the sample to use (:class:`Sample`);
+            None keeps a split whole, ``val_size=0`` drops validation.
+        input_size: square input side instead of the backbone's own (faster on CPU).
+        freeze: ``all``, ``none`` or ``until:LAYER``.
+        unfreeze_after: unfreeze everything after this many epochs (None: never).
+        epochs, batch_size, optimizer: as for ``cnnkit train``.
+        lr: the head's learning rate; backbone_lr_mult: the backbone's is ``lr`` times this.
+        seed: seeds the sample, the new head and the shuffling.
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+        runs_dir, name: where the run directory goes and its name.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    data: str = "fashion-mnist"
+    data_dir: str | None = None
+    train_per_class: int | None = None
+    val_size: int | None = None
+    test_size: int | None = None
+    input_size: int | None = None
+    freeze: str = "all"
+    unfreeze_after: int | None = None
+    epochs: int = 5
+    batch_size: int = 32
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    backbone_lr_mult: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    runs_dir: str = "runs"
+    name: str | None = None
+
+
+@dataclass
+class FinetuneResult:
+    """What a fine-tuning job produced."""
+
+    run: Run
+    history: list[Logs]
+    metrics: dict[str, dict[str, Any]]
+
+
+def _check(config: FinetuneConfig) -> FreezeSpec:
+    spec = parse_freeze(config.freeze)
+    if config.unfreeze_after is not None:
+        if spec.mode == "none":
+            raise ConfigError("--unfreeze-after needs something frozen; use --freeze all or until")
+        if not 0 < config.unfreeze_after < config.epochs:
+            raise ConfigError(
+                f"--unfreeze-after {config.unfreeze_after} must be between 1 and epochs - 1 "
+                f"({config.epochs - 1}), or training ends before anything is unfrozen"
+            )
+    return spec
+
+
+def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> FinetuneResult:
+    """Fine-tune a backbone on a data source and save the result as a run directory."""
+    started = time.time()
+    spec = _check(config)
+    device = resolve_device(config.device)
+    sample = Sample(config.train_per_class, config.val_size, config.test_size, config.seed)
+    full = load_dataset(
+        config.data, data_dir=config.data_dir, val_size=sample.holdout, seed=config.seed
+    )
+    splits = sample.apply(full)
+    backbone = load_backbone(config.backbone)
+    shape, num_classes = splits.train.image_shape, splits.train.num_classes
+    record = backbone.model_record(shape, num_classes, input_size=config.input_size)
+    torch.manual_seed(config.seed)  # the new head's initial weights
+    model = backbone.classifier_for(shape, num_classes, input_size=config.input_size)
+    frozen = freeze(model, spec)
+    preprocessing = Backbone.preprocessing_for(shape)
+    with torch.no_grad():
+        check_backbone_inputs(model.adapter(preprocessing(splits.train.images[:256])), backbone)
+    groups = param_groups(model, lr=config.lr, backbone_lr_mult=config.backbone_lr_mult)
+    optimizer = make_optimizer(config.optimizer, groups, lr=config.lr)
+
+    run = create_run(
+        config.runs_dir, config.name, model=f"finetune-{config.backbone}", data=config.data
+    )
+    # the full split goes in the split file (as `cnnkit train` writes it); the sample drawn
+    # from each part is re-drawn by Run.load_data from data.subsets
+    source = canonical_source(config.data)
+    write_split_file(
+        run.path / SPLIT_FILE,
+        split_record(
+            full,
+            source=source,
+            root=data_root(config.data, config.data_dir),
+            seed=config.seed,
+            val_size=sample.holdout,
+            test_size=None,
+            group_by=None,
+            from_split_file=None,
+        ),
+    )
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    run.update_card(
+        name=run.path.name,
+        status="training",
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        # val_size/test_size on the card mean what they mean for `cnnkit train` (hold-outs
+        # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
+        config={**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
+        model={**record, "parameters": sum(p.numel() for p in model.parameters())},
+        data={
+            **data_record(source, config.data_dir, splits, seed=config.seed),
+            "sample": sample.describe(),
+            "subsets": sample.records(),
+        },
+        preprocessing=preprocessing.to_dict(),
+        transfer={
+            "backbone": backbone.name,
+            "backbone_digest": backbone.digest(),
+            "backbone_input": {
+                "shape": list(model.adapter.input_shape),
+                "mean": list(backbone.mean),
+                "std": list(backbone.std),
+                "color_order": backbone.color_order,
+            },
+            "freeze": str(spec),
+            "frozen_parameter_tensors": len(frozen.parameters),
+            "frozen_batchnorm_layers": len(frozen.norms),
+            "trainable_parameters_at_start": trainable,
+            "unfreeze_after": config.unfreeze_after,
+            "lr": {"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
+        },
+        environment=describe_environment(device),
+    )
+    hooks: list[Callback] = [HistoryWriter(run.path)]
+    if config.unfreeze_after is not None:
+        hooks.append(UnfreezeAfter(model, frozen, config.unfreeze_after))
+    history = fit(
+        model,
+        train=splits.train,
+        val=splits.val,
+        preprocessing=preprocessing,
+        optimizer=optimizer,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        callbacks=[*hooks, *callbacks],
+        device=device,
+        seed=config.seed,
+    )
+    unfreeze(model, frozen)  # hooks off: the saved model behaves like any other
+    run.save_weights(model)
+    metrics = {
+        name: classification_metrics(model, ds, preprocessing=preprocessing, device=device)
+        for name, ds in splits.items()
+        if name != "train"
+    }
+    run.write_json(METRICS, metrics)
+    run.update_card(
+        status="finished",
+        train_seconds=round(sum(row["time"] for row in history), 2),
+        total_seconds=round(time.time() - started, 2),
+    )
+    return FinetuneResult(run=run, history=history, metrics=metrics)
