@@ -87,6 +87,8 @@ def test_every_transform_is_listed_with_its_defaults() -> None:
         ),
         ("rotate:max=abc", r"rotate: max_left='abc' is not a valid value \(a number\)"),
         ("translate:1.5", r"translate: pixels=1.5 is not a valid value \(a whole number\)"),
+        ("translate:-1", "translate: pixels must be a whole number >= 0"),
+        ("flip:2", "flip_lr: p must be a probability 0..1, got 2"),
         ("flip:p=yes", "flip_lr: p=True is not a valid value"),
         ("rotate:p=1.5", "p must be a probability"),
         ("crop:size=big", r"crop: size='big' is not a valid value \(pixels: 24 or 24x20\)"),
