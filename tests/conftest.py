@@ -58,6 +58,26 @@ def tiny_mnist_dir(tmp_path_factory, mnist_parts) -> Path:
 
 
 @pytest.fixture(scope="session")
+def trained(tiny_mnist_dir, tmp_path_factory):
+    """LeNet trained one epoch on 1,000 real MNIST digits, filters recorded at epochs 0 and 1.
+
+    Made once per session: evaluation, prediction, export and the web demo share it.
+    """
+    from cnnkit.train.job import TrainConfig, run_training
+
+    config = TrainConfig(
+        data_dir=str(tiny_mnist_dir),
+        val_size=200,
+        epochs=1,
+        runs_dir=str(tmp_path_factory.mktemp("runs")),
+        name="tiny",
+        device="cpu",
+        record_filters=[0, 1],
+    )
+    return run_training(config).run
+
+
+@pytest.fixture(scope="session")
 def planted_dir(tmp_path_factory) -> Path:
     """A train/ test/ folder of pictures with every problem the health check finds."""
     from tests.data.imagefiles import planted_folder

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from cnnkit.atomic import atomic_open, write_json, write_path_atomically
+from cnnkit.atomic import atomic_folder, atomic_open, write_json, write_path_atomically
 
 
 def test_finished_files_are_not_private(tmp_path) -> None:
@@ -27,3 +27,26 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path) -> 
         raise RuntimeError("crash in the middle of a save")
     assert target.read_text() == '{\n  "good": true\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["card.json"]
+
+
+def test_a_folder_appears_whole_or_not_at_all(tmp_path) -> None:
+    target = tmp_path / "export"
+    with pytest.raises(RuntimeError), atomic_folder(target) as staging:
+        (staging / "half.bin").write_bytes(b"x")
+        raise RuntimeError("crash in the middle of an export")
+    assert list(tmp_path.iterdir()) == []
+    old = os.umask(0o022)
+    try:
+        with atomic_folder(target) as staging:
+            (staging / "a.txt").write_text("first")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755  # not mkdtemp's private 0o700
+    with pytest.raises(FileExistsError, match="not empty"), atomic_folder(target):
+        pass
+    with atomic_folder(target, replace=True) as staging:
+        (staging / "b.txt").write_text("second")
+    assert [p.name for p in target.iterdir()] == ["b.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]  # nothing staged or old left
+    with pytest.raises(FileExistsError, match="not a folder"), atomic_folder(target / "b.txt"):
+        pass

@@ -32,6 +32,8 @@ _PUBLIC = {
     "TrainConfig": "cnnkit.train.job",
     "run_training": "cnnkit.train.job",
     "Preprocessing": "cnnkit.data.preprocess",
+    "Predictor": "cnnkit.predict",
+    "export_run": "cnnkit.export",
     "load_backbone": "cnnkit.transfer.backbones",
 }
 

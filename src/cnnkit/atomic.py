@@ -2,7 +2,7 @@
 
 A crash or Ctrl-C in the middle of a write leaves the previous file intact. Finished files
 get the usual permissions (``0o666`` minus the umask), not the private ``0o600`` of a
-temporary file.
+temporary file. Folders written as a whole (:func:`atomic_folder`) work the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,10 +19,14 @@ from typing import IO, Any
 
 
 @functools.cache
-def _file_mode() -> int:
+def _umask() -> int:
     umask = os.umask(0o022)  # read the umask (the only way) and put it back at once
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def _file_mode() -> int:
+    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -77,3 +82,42 @@ def write_path_atomically(path: str | os.PathLike[str], writer: Callable[[str], 
     with _temporary_beside(path) as (fd, tmp):
         os.close(fd)
         writer(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike[str], *, replace: bool = False) -> Iterator[Path]:
+    """Yield a new, empty folder beside ``path`` to fill; on success it becomes ``path``.
+
+    On any exception the staged folder is removed and ``path`` is untouched. The finished
+    folder gets the usual permissions (``0o777`` minus the umask).
+
+    Args:
+        path: the final folder; it must not exist or be empty, unless ``replace``.
+        replace: an existing folder at ``path`` is replaced as a whole (it is moved aside,
+            the new one moved in, then the old one deleted).
+
+    Raises:
+        FileExistsError: ``path`` is a file, or a non-empty folder and not ``replace``.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(f"{target} exists and is not a folder")
+    if target.exists() and not replace and any(target.iterdir()):
+        raise FileExistsError(f"{target} exists and is not empty")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())
+        if not target.exists():
+            os.replace(staging, target)
+        elif not any(target.iterdir()):
+            target.rmdir()
+            os.replace(staging, target)
+        else:
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

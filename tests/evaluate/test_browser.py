@@ -2,47 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
-import pytest
 from PIL import Image
 
+from tests.browser import chromium, needs_chromium
 from tests.evaluate.test_report import SECTIONS
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no chromium on PATH: `./run tests` installs Debian's chromium when run as root "
-    "with apt available; else `apt-get install chromium`",
-)
-
-# Without the networking flags Chromium's background connections fail on a closed network.
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-)
-
-
-def chromium(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / "profile"
-    profile.mkdir(exist_ok=True)
-    return subprocess.run(
-        [str(CHROMIUM), *FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+pytestmark = needs_chromium
 
 
 def test_report_renders_with_every_section(report, tmp_path) -> None:

@@ -24,23 +24,22 @@ def featuremaps_command(
 ) -> None:
     """Draw the feature maps of one convolution layer for one image.
 
-    The image is decoded as training data is (cnnkit.data.images): grey or RGB, padded to size.
+    The image is decoded as the run's training data were: grey or RGB, its size and fit rule.
     """
     import torch
 
-    from cnnkit.data.images import load_image
     from cnnkit.devices import resolve_device
     from cnnkit.evaluate import plots
     from cnnkit.evaluate.featuremaps import feature_maps
     from cnnkit.evaluate.report import PLOTS_DIR
+    from cnnkit.predict import InputSpec
     from cnnkit.run import Run
 
     opened = Run.open(run)
     torch_device = resolve_device(device)
     model = opened.load_model(torch_device)
     pre = opened.preprocessing
-    channels, height, width = pre.input_shape
-    pixels = torch.tensor(load_image(image, channels=channels, size=(height, width)))
+    pixels = torch.tensor(InputSpec.of_run(opened).load(image))
     name, maps = feature_maps(model, pixels, preprocessing=pre, layer=layer, device=torch_device)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
     target = out_file or opened.path / PLOTS_DIR / f"featuremaps-{image.stem}-{slug}.png"

@@ -39,11 +39,11 @@ def gradcam_command(
     """Draw Grad-CAM heat-maps: where the chosen layer saw evidence for the class."""
     import torch
 
-    from cnnkit.data.images import load_image
     from cnnkit.devices import resolve_device
     from cnnkit.evaluate import plots
     from cnnkit.evaluate.gradcam import grad_cam
     from cnnkit.evaluate.report import PLOTS_DIR
+    from cnnkit.predict import InputSpec
     from cnnkit.run import Run
 
     opened = Run.open(run)
@@ -51,10 +51,8 @@ def gradcam_command(
     torch_device = resolve_device(device)
     model = opened.load_model(torch_device)
     pre = opened.preprocessing
-    channels, height, width = pre.input_shape
-    pixels = torch.stack(
-        [torch.tensor(load_image(p, channels=channels, size=(height, width))) for p in images]
-    )
+    spec = InputSpec.of_run(opened)  # decoded as the run's training images were
+    pixels = torch.stack([torch.tensor(spec.load(p)) for p in images])
     chosen = None if target is None else class_index(target, classes)
     cam = grad_cam(
         model, pixels, preprocessing=pre, layer=layer, targets=chosen, device=torch_device

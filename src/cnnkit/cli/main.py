@@ -18,12 +18,15 @@ from cnnkit.cli import (
     conv,
     data,
     evaluate,
+    export,
     featuremaps,
     features,
     filters,
     gradcam,
     models,
+    predict,
     report,
+    serve,
     summary,
     train,
     transfer,
@@ -34,7 +37,7 @@ from cnnkit.errors import CnnkitError
 app = typer.Typer(
     name="cnnkit",
     help="Convolutional neural networks for image classification: data in, trained, "
-    "evaluated and explained models out.",
+    "evaluated, explained and exported models out.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -71,6 +74,9 @@ app.command("compare")(compare.compare_command)
 app.command("filters")(filters.filters_command)
 app.command("featuremaps")(featuremaps.featuremaps_command)
 app.command("gradcam")(gradcam.gradcam_command)
+app.command("predict")(predict.predict_command)
+app.command("export")(export.export_command)
+app.command("serve")(serve.serve_command)
 app.command("models")(models.models_command)
 app.command("summary")(summary.summary_command)
 app.command("conv")(conv.conv_command)

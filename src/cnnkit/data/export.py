@@ -19,14 +19,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cnnkit.atomic import atomic_folder
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.images import load_image
 from cnnkit.errors import ConfigError, DataError
@@ -91,9 +90,7 @@ def export_pngs(
     folders = class_folder_names(dataset.classes)
     width = len(str(max(len(dataset) - 1, 0)))
     ids = dataset.sample_ids()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    try:
+    with atomic_folder(target) as staging:
         for folder in folders:
             (staging / folder).mkdir()
         files, labels = [], []
@@ -121,13 +118,6 @@ def export_pngs(
             indent=1,
         )
         (staging / MANIFEST).write_text(manifest + "\n", encoding="utf-8")  # staged: atomic
-        if target.exists():
-            target.rmdir()
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    os.chmod(target, 0o755)  # mkdtemp makes it private; an export is for sharing
     return ExportResult(folder=target, files=len(files), class_folders=folders)
 
 

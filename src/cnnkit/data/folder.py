@@ -276,7 +276,7 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
         for label, name in enumerate(classes):
             if name in dirs:
                 files.extend((split, label, p) for p in _image_files(dirs[name], root, report))
-    infos = _parallel(lambda item: probe_image(item[2]), files)
+    infos = map_threads(lambda item: probe_image(item[2]), files)
     readable: list[tuple[str, int, Path, ImageInfo]] = []
     for (split, label, path), result in zip(files, infos, strict=True):
         if isinstance(result, DataError):
@@ -310,7 +310,7 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
     def decode(item: tuple[str, int, Path, ImageInfo]) -> DecodedImage:
         return decode_image(item[2], channels=report.channels, size=report.size, fit=options.fit)
 
-    decoded = _parallel(decode, readable)
+    decoded = map_threads(decode, readable)
     images = np.empty((len(readable), report.channels, *report.size), dtype=np.uint8)
     keep = np.zeros(len(readable), dtype=bool)
     for i, ((_, _, path, _), outcome) in enumerate(zip(readable, decoded, strict=True)):
@@ -383,8 +383,11 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def _parallel(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | DataError]:
-    """``[function(item) ...]`` on threads, in order; DataErrors are returned, not raised."""
+def map_threads(function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R | DataError]:
+    """``[function(item) ...]`` on threads, in order; DataErrors are returned, not raised.
+
+    For decoding many image files (Pillow releases the GIL while it decodes).
+    """
 
     def call(item: _T) -> _R | DataError:
         try:
@@ -410,17 +413,17 @@ def _rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _entries(folder: Path, root: Path, report: FolderReport) -> Iterator[Path]:
+def _entries(folder: Path, root: Path, report: FolderReport | None) -> Iterator[Path]:
     """Non-hidden entries of ``folder`` in sorted order; hidden ones go to the report."""
     try:
         entries = sorted(folder.iterdir(), key=lambda p: p.name)
     except OSError as exc:
         raise DataError(f"{folder}: cannot list the folder ({exc})") from exc
     for entry in entries:
-        if is_hidden(entry.name):
-            report.hidden.append(_rel(entry, root) + ("/" if entry.is_dir() else ""))
-        else:
+        if not is_hidden(entry.name):
             yield entry
+        elif report is not None:
+            report.hidden.append(_rel(entry, root) + ("/" if entry.is_dir() else ""))
 
 
 def _split_layout(root: Path) -> dict[str, Path]:
@@ -450,7 +453,16 @@ def _class_dirs(folder: Path, root: Path, report: FolderReport) -> dict[str, Pat
     return dirs
 
 
-def _image_files(folder: Path, root: Path, report: FolderReport) -> list[Path]:
+def list_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """Every non-hidden file under ``folder`` (at any depth), sorted by folder then name.
+
+    Hidden entries (see :func:`is_hidden`) are left out; symlink loops are not followed.
+    ``cnnkit predict`` lists the files of a folder this way, as training reads a class folder.
+    """
+    return _image_files(Path(folder), Path(folder), None)
+
+
+def _image_files(folder: Path, root: Path, report: FolderReport | None) -> list[Path]:
     """Every non-hidden file under a class folder, sorted; symlink loops are not followed."""
     found: list[Path] = []
     seen: set[Path] = set()

@@ -119,6 +119,7 @@ def load_image(
     fit: str = DEFAULT_FIT,
     background: tuple[int, int, int] = WHITE,
     max_pixels: int | None = None,
+    name: str | None = None,
 ) -> np.ndarray:
     """Decode an image file (path or bytes) into uint8 pixels ``(C, H, W)``.
 
@@ -133,6 +134,7 @@ def load_image(
         max_pixels: refuse images with more pixels than this (default: Pillow's
             decompression-bomb limit, ``PIL.Image.MAX_IMAGE_PIXELS``; Pillow itself
             refuses anything above twice its limit).
+        name: what error messages call the image (default: the path, or ``<image bytes>``).
 
     Returns:
         uint8 array ``(C, H, W)``.
@@ -149,17 +151,20 @@ def load_image(
         fit=fit,
         background=background,
         max_pixels=max_pixels,
+        name=name,
     ).pixels
 
 
-def probe_image(source: ImageSource, *, max_pixels: int | None = None) -> ImageInfo:
+def probe_image(
+    source: ImageSource, *, max_pixels: int | None = None, name: str | None = None
+) -> ImageInfo:
     """Read only the header of an image: format, size (after EXIF orientation), mode.
 
     Raises:
         DataError: as :func:`load_image`, except that truncated pixel data is only found
             by decoding.
     """
-    name = _name(source)
+    name = name or _name(source)
     with _opened(source, name, max_pixels) as image:
         return _info(image)
 
@@ -172,6 +177,7 @@ def decode_image(
     fit: str = DEFAULT_FIT,
     background: tuple[int, int, int] = WHITE,
     max_pixels: int | None = None,
+    name: str | None = None,
 ) -> DecodedImage:
     """:func:`load_image`, also saying what the file was and what was done to it."""
     if channels not in (None, 1, 3):
@@ -180,7 +186,7 @@ def decode_image(
         raise ConfigError(f"unknown fit {fit!r}; choose one of {', '.join(FIT_MODES)}")
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise ConfigError(f"image size must be (height, width) of positive ints, got {size}")
-    name = _name(source)
+    name = name or _name(source)
     with _opened(source, name, max_pixels) as image:
         info = _info(image)
         try:

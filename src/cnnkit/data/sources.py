@@ -23,6 +23,7 @@ from cnnkit.data.folder import (
     parse_folder_source,
     read_folder,
 )
+from cnnkit.data.images import DEFAULT_FIT
 from cnnkit.data.mnist import FASHION_MNIST, MNIST, IdxSource, candidate_dirs, load_idx_source
 from cnnkit.data.split import (
     apply_split_file,
@@ -184,6 +185,19 @@ def inspection_source(name: str) -> str:
         return name
     root, options = parse_folder_source(name)
     return folder_source_name(root, replace(options, allow_empty=True, corrupt="skip"))
+
+
+def fit_rule(name: str) -> str:
+    """How images of another size are brought to the size of source ``name``'s images.
+
+    A folder source records its rule (``folder:PATH?fit=crop``); every other source has
+    images of one size, decoded by the default rule of :mod:`cnnkit.data.images`. Prediction
+    decodes new images by the rule the run's training data was read with.
+    """
+    if not name.startswith(FOLDER_PREFIX):
+        return DEFAULT_FIT
+    _, options = parse_folder_source(name)
+    return options.fit
 
 
 def data_root(name: str, data_dir: str | Path | None = None) -> Path | None:

@@ -73,7 +73,7 @@ def evaluate_split(
         DataError: ``data`` does not match the run's classes or image shape.
     """
     run = run if isinstance(run, Run) else Run.open(run)
-    split = split or _default_split(run)
+    split = split or default_split(run)
     dataset = _load(run, split, data, data_dir)
     torch_device = resolve_device(device)
     model = run.load_model(torch_device)
@@ -136,7 +136,8 @@ def predictions_name(split: str) -> str:
     return PREDICTIONS if split == "test" else f"predictions-{split}.csv"
 
 
-def _default_split(run: Run) -> str:
+def default_split(run: Run) -> str:
+    """The split evaluated by default: ``test``, or ``val`` when the run's data has no test part."""
     sizes = run.card.get("data", {}).get("sizes", {})
     return "test" if not sizes or sizes.get("test") else "val"
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -122,3 +123,41 @@ def _targets(targets: int | Sequence[int] | None, logits: torch.Tensor) -> torch
                 f"(0..{classes - 1})"
             )
     return torch.tensor(values, dtype=torch.int64, device=logits.device)
+
+
+def heatmap_overlay(
+    image: np.ndarray, heatmap: np.ndarray, *, scale: int = 1, alpha: float = 0.5
+) -> np.ndarray:
+    """An image with its Grad-CAM heat-map laid over it, as one RGB picture.
+
+    The same picture :func:`cnnkit.evaluate.plots.plot_gradcam` draws (jet colours, half
+    transparent), made without a figure, e.g. for the web demo.
+
+    Args:
+        image: uint8 ``(C, H, W)`` with 1 or 3 channels.
+        heatmap: float ``(H, W)`` in [0, 1].
+        scale: enlarge by this integer factor: the image by repeating pixels, the heat-map
+            bilinearly (so small inputs such as MNIST's 28x28 stay sharp but the heat is smooth).
+        alpha: weight of the heat colours.
+
+    Returns:
+        uint8 ``(H * scale, W * scale, 3)``.
+    """
+    from matplotlib import colormaps
+
+    if image.ndim != 3 or image.shape[0] not in (1, 3) or image.shape[1:] != heatmap.shape:
+        raise ConfigError(
+            f"heatmap_overlay needs an image (1 or 3, H, W) and a heat-map (H, W) of the same "
+            f"size, got {image.shape} and {heatmap.shape}"
+        )
+    if scale < 1:
+        raise ConfigError(f"scale must be a positive integer, got {scale}")
+    rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image
+    picture = rgb.transpose(1, 2, 0).astype(np.float32)
+    picture = picture.repeat(scale, axis=0).repeat(scale, axis=1)
+    heat = torch.as_tensor(heatmap, dtype=torch.float32)[None, None]
+    if scale > 1:
+        heat = F.interpolate(heat, scale_factor=scale, mode="bilinear", align_corners=False)
+    colours = colormaps["jet"](heat[0, 0].clamp(0, 1).numpy())[..., :3] * 255.0
+    blended = (1.0 - alpha) * picture + alpha * colours
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
