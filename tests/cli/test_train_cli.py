@@ -63,7 +63,7 @@ def test_train_options_reach_the_run_card(tiny_mnist_dir, tmp_path) -> None:
     card = json.loads((tmp_path / "opts" / "run.json").read_text())
     config = card["config"]
     assert config["nesterov"] is True and config["schedule"] == "cosine:warmup=1"
-    assert config["augment"] == ["translate:1"]
+    assert config["augment"] == ["translate:p=1,pixels=1,fill=black"]  # resolved
     assert config["early_stopping"] == {"patience": 3, "monitor": "val_accuracy"}
     assert card["training"]["monitor"] == "val_accuracy" and card["training"]["precision"] == "fp32"
     assert (tmp_path / "opts" / "checkpoints" / "last.pt").is_file()

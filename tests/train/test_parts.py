@@ -1,4 +1,4 @@
-"""The engine's parts: schedules, losses, optimizers, precision, augmentation."""
+"""The engine's parts: schedules, losses, optimizers, precision (augmentation: tests/augment)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import torch.nn.functional as F
 
 from cnnkit.errors import ConfigError
 from cnnkit.train import precision as precision_module
-from cnnkit.train.augment import flip_lr, make_augment, translate
 from cnnkit.train.losses import make_loss, soft_targets
 from cnnkit.train.optim import make_optimizer
 from cnnkit.train.precision import resolve_precision
@@ -143,41 +142,3 @@ def test_bad_precisions() -> None:
         resolve_precision("fp8", torch.device("cpu"))
     with pytest.raises(ConfigError, match="fp16 training is for CUDA GPUs"):
         resolve_precision("fp16", torch.device("cpu"))
-
-
-# -- augmentation -------------------------------------------------------------------------
-
-
-def marked(n: int = 64) -> torch.Tensor:
-    images = torch.zeros(n, 1, 6, 6, dtype=torch.uint8)
-    images[:, 0, 1, 2] = 255
-    return images
-
-
-def test_flip_mirrors_about_half_of_the_batch() -> None:
-    out = flip_lr(marked(), torch.Generator().manual_seed(0))
-    flipped = out[:, 0, 1, 3] == 255  # column 2 of 6 mirrors to column 3
-    kept = out[:, 0, 1, 2] == 255
-    assert torch.all(flipped ^ kept) and 16 < int(flipped.sum()) < 48
-
-
-def test_translate_moves_the_mark_within_range_and_keeps_shape_and_dtype() -> None:
-    out = translate(marked(200), torch.Generator().manual_seed(0), pixels=1)
-    assert out.shape == (200, 1, 6, 6) and out.dtype == torch.uint8
-    rows, cols = torch.nonzero(out[:, 0] == 255, as_tuple=True)[1:]
-    assert set(rows.tolist()) == {0, 1, 2} and set(cols.tolist()) == {1, 2, 3}
-    assert int((out == 255).sum()) == 200  # nothing shifted out: the mark is inside
-
-
-def test_augment_is_reproducible_from_its_generator() -> None:
-    augment = make_augment(["flip", "translate:2"])
-    assert augment is not None
-    a = augment(marked(), torch.Generator().manual_seed(3))
-    b = augment(marked(), torch.Generator().manual_seed(3))
-    assert torch.equal(a, b) and make_augment([]) is None
-
-
-@pytest.mark.parametrize("spec", ["rotate", "translate:x", "translate:-1", "flip:2"])
-def test_bad_augmentations(spec: str) -> None:
-    with pytest.raises(ConfigError, match="augmentation"):
-        make_augment([spec])

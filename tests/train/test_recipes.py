@@ -8,10 +8,10 @@ import dataclasses
 import pytest
 import torch
 
+from cnnkit.augment import parse_augment
 from cnnkit.data.sources import SOURCES
 from cnnkit.errors import ConfigError, ModelError
 from cnnkit.models.registry import build_model, list_models
-from cnnkit.train.augment import make_augment
 from cnnkit.train.job import TrainConfig, run_training
 from cnnkit.train.losses import make_loss
 from cnnkit.train.optim import make_optimizer
@@ -48,7 +48,7 @@ def test_every_recipe_builds_or_says_what_is_missing(name: str) -> None:
     )
     Schedule.parse(config.schedule)
     make_loss(config.loss, label_smoothing=config.label_smoothing)
-    make_augment(config.augment)
+    parse_augment(config.augment)
     assert config.recipe == name and config.epochs >= 1
 
 

@@ -54,9 +54,11 @@ def settings(mini, **extra):
 def test_ctrl_c_mid_epoch_then_resume_is_bit_identical(
     mini, tiny_model, tmp_path, precision
 ) -> None:
-    from cnnkit.train.augment import make_augment
+    from cnnkit.augment import parse_augment
 
-    kwargs = settings(mini, precision=precision, augment=make_augment(["translate:2"]))
+    # every kind of draw: probabilities, angles, grids, boxes, integer shifts, Beta weights
+    augment = parse_augment("rotate:p=0.5,max=15; distort:p=0.5; translate:2; erase:p=0.3; mixup")
+    kwargs = settings(mini, precision=precision, augment=augment)
     straight = tiny_model()
     fit(straight, **kwargs)
 

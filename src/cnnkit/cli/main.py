@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from cnnkit import __version__
 from cnnkit.cli import (
+    augment,
     compare,
     conv,
     data,
@@ -82,6 +83,7 @@ app.command("recipes")(recipes.recipes_command)
 app.command("summary")(summary.summary_command)
 app.command("conv")(conv.conv_command)
 app.command("datasets")(data.datasets_command)
+app.command("augment")(augment.augment_command)
 app.add_typer(data.app, name="data")
 app.command("features")(features.features_command)
 app.command("transfer")(transfer.transfer_command)

@@ -95,8 +95,10 @@ def train_command(
     augment: list[str] | None = typer.Option(
         None,
         "--augment",
-        help="Batched training augmentation: flip, translate[:PIXELS], translate-reflect[:PIXELS] "
-        "(repeatable).",
+        help="Training-time augmentation, batched on the device: transforms like "
+        "'rotate:p=0.5,max=15', 'distort:magnitude=1.5', 'translate:2', 'flip', 'mixup:0.2' "
+        "(repeatable; several in one with ';'), or a YAML/JSON spec file. `cnnkit augment "
+        "--list` shows them all; `cnnkit augment SRC -a ... --preview-only` shows them.",
     ),
     early_stopping: str | None = typer.Option(
         None,

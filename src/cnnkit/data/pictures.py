@@ -28,6 +28,7 @@ CELL_INCHES = 1.5  # width of one picture in the grid
 TITLE_CHARS = 18  # class names are wrapped at this width
 ONE_HOT_INLINE = 10  # one-hot vectors of up to this many classes are written out in full
 DPI = 120
+HIGHLIGHT = "#1f6fb4"  # frame of highlighted pictures
 
 
 def sample_indices(
@@ -81,7 +82,13 @@ def plot_samples(
         if one_hot:
             caption += "\n" + one_hot_text(label, dataset.num_classes)
         captions.append(caption)
-    return _grid([dataset.images[i] for i in indices], captions, columns, title, one_hot)
+    return picture_grid(
+        [dataset.images[i] for i in indices],
+        captions,
+        columns=columns,
+        title=title,
+        monospace=one_hot,
+    )
 
 
 def plot_class_examples(
@@ -95,7 +102,7 @@ def plot_class_examples(
         where = torch.nonzero(labels == label)
         pictures.append(dataset.images[int(where[0])] if len(where) else None)
         captions.append(_caption(label, name) + ("" if len(where) else "\n(no sample)"))
-    return _grid(pictures, captions, columns, title, False)
+    return picture_grid(pictures, captions, columns=columns, title=title)
 
 
 def _caption(label: int, name: str) -> str:
@@ -104,20 +111,35 @@ def _caption(label: int, name: str) -> str:
     return "\n".join(textwrap.wrap(text, TITLE_CHARS, break_on_hyphens=False)[:3]) or text
 
 
-def _grid(
+def picture_grid(
     pictures: Sequence[torch.Tensor | None],
-    captions: Sequence[str],
-    columns: int | None,
-    title: str | None,
-    one_hot: bool,
+    captions: Sequence[str | None],
+    *,
+    columns: int | None = None,
+    title: str | None = None,
+    monospace: bool = False,
+    highlight: Sequence[bool] | None = None,
 ) -> Any:
+    """Pictures ``(C, H, W)`` uint8 in a grid, row by row, each under its caption.
+
+    Args:
+        pictures: the pictures; None draws a dashed empty frame (a missing sample).
+        captions: one per picture; a None caption leaves the cell blank altogether.
+        columns: pictures per row (default: a divisor of the count near its square root).
+        title: a title over the grid.
+        monospace: captions in a monospace font, in wider cells (one-hot vectors).
+        highlight: cells to frame in a strong colour (e.g. the originals of a preview).
+
+    Returns:
+        A matplotlib Figure.
+    """
     from matplotlib.figure import Figure
 
     n = len(pictures)
     columns = max(1, min(columns or _columns(n), n))
     rows = math.ceil(n / columns)
-    lines = max(caption.count("\n") + 1 for caption in captions)
-    cell_w = CELL_INCHES * (1.3 if one_hot else 1.0)  # room for a monospace one-hot vector
+    lines = max((caption or "").count("\n") + 1 for caption in captions)
+    cell_w = CELL_INCHES * (1.3 if monospace else 1.0)  # room for a monospace one-hot vector
     caption_h = 0.16 * lines + 0.12  # inches above each picture for its caption
     top = caption_h + (0.3 if title else 0.05)  # the first row's captions, and the title
     height = rows * CELL_INCHES + (rows - 1) * caption_h + top + 0.1
@@ -134,7 +156,7 @@ def _grid(
         figure.suptitle(title, fontsize=11, y=1 - 0.08 / height, va="top")
     for k in range(rows * columns):
         axes = figure.add_subplot(rows, columns, k + 1)
-        if k >= n:
+        if k >= n or captions[k] is None:
             axes.set_axis_off()
             continue
         picture = pictures[k]
@@ -147,12 +169,18 @@ def _grid(
             axes.set_aspect("equal")
         axes.set_xticks([])
         axes.set_yticks([])
+        strong = bool(highlight and highlight[k])
         for spine in axes.spines.values():  # a thin frame: white pictures stay visible
-            spine.set_edgecolor("#999999")
-            spine.set_linewidth(0.6)
+            spine.set_edgecolor(HIGHLIGHT if strong else "#999999")
+            spine.set_linewidth(2.0 if strong else 0.6)
             spine.set_linestyle("-" if picture is not None else "--")  # dashed: no sample
         axes.set_title(
-            captions[k], fontsize=8, linespacing=1.1, pad=3, family="monospace" if one_hot else None
+            captions[k] or "",
+            fontsize=8,
+            linespacing=1.1,
+            pad=3,
+            family="monospace" if monospace else None,
+            fontweight="bold" if strong else None,
         )
     return figure
 

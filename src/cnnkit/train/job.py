@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnkit.augment.spec import parse_augment
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import canonical_source, data_root, load_dataset
@@ -26,7 +27,6 @@ from cnnkit.errors import ConfigError, DataError, RunError, TrainingError, Train
 from cnnkit.inference import loss_and_accuracy
 from cnnkit.models.spec import describe_model, rebuild_model, resolve_model
 from cnnkit.run import METRICS, Run, default_run_name, describe_environment
-from cnnkit.train.augment import make_augment
 from cnnkit.train.callbacks import (
     Callback,
     EarlyStopping,
@@ -82,7 +82,9 @@ class TrainConfig:
         schedule: learning-rate schedule, e.g. ``constant``, ``cosine:warmup=1``.
         loss: ``cross_entropy``, ``binary_cross_entropy`` or ``mse``.
         label_smoothing: probability mass spread over all classes.
-        augment: batched training-time augmentations, e.g. ``["flip", "translate:2"]``.
+        augment: training-time augmentation: spec strings (``["rotate:p=0.5,max=15",
+            "translate:2"]``) or a YAML/JSON spec file (see :mod:`cnnkit.augment.spec`); the
+            run card records the resolved steps.
         early_stopping: EarlyStopping options (``{"patience": 5}``) or None for none.
         reduce_lr: ReduceLROnPlateau options or None for none.
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
@@ -315,6 +317,10 @@ def _train(
     resume: dict[str, Any] | None = None,
 ) -> TrainResult:
     started = time.time()
+    # checked before any work; the card records the resolved steps, not a file that may change
+    augment = parse_augment(config.augment) if config.augment else None
+    if augment is not None:
+        config = dataclasses.replace(config, augment=augment.describe())
     device = resolve_device(config.device)
     context = None
     if launched_by_torchrun():
@@ -333,7 +339,6 @@ def _train(
             )
         else:  # resuming: the model the run recorded (its weights come from the checkpoint)
             model, model_record = rebuild_model(run.card["model"]), run.card["model"]
-        augment = make_augment(config.augment)
         is_main = context is None or context.is_main
         if run is None:
             label = describe_model(config.model)

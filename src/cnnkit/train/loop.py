@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnkit.augment.pipeline import Pipeline
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, RunError, TrainingInterrupted
 from cnnkit.inference import predict_logits
-from cnnkit.train.augment import Augment
 from cnnkit.train.batches import BatchSource, TensorBatches, epoch_generator, steps_per_epoch
 from cnnkit.train.callbacks import Callback, CallbackList, Logs, TrainState
 from cnnkit.train.checkpoint import FORMAT
@@ -67,7 +67,7 @@ def fit(
     label_smoothing: float = 0.0,
     epochs: int = 10,
     batch_size: int = 100,
-    augment: Augment | None = None,
+    augment: Pipeline | None = None,
     callbacks: Sequence[Callback] = (),
     device: torch.device | str = "cpu",
     precision: str = "auto",
@@ -100,8 +100,10 @@ def fit(
         epochs: total passes over ``train`` (a resumed run counts the ones already done).
         batch_size: samples per optimizer step (global, over all DDP processes); the last
             batch of an epoch may be smaller.
-        augment: batched augmentation ``(uint8 (B, C, H, W), generator) -> same shape``,
-            applied on the device to training batches only.
+        augment: a :class:`~cnnkit.augment.Pipeline` applied on the device to training
+            batches only (uint8 in, uint8 out, before ``preprocessing``), drawing from a
+            generator seeded by ``(seed, epoch)``; with mixup/cutmix the loss gets the soft
+            targets and train accuracy counts each image's own label.
         callbacks: hooks called around epochs and batches (progress, history, ...).
         device: where the model, the data and the arithmetic live.
         precision: ``auto`` (bf16 where the device computes it natively, else fp16 on
@@ -271,15 +273,17 @@ def fit(
                     for group in optimizer.param_groups:
                         group["lr"] = group["initial_lr"] * factor * state.lr_scale
                     # 8. Augment the uint8 batch on the device, then normalise it.
+                    mixing = None
                     if augment is not None:
-                        images = augment(images, augment_rng)
+                        images, mixing = augment.augment_batch(images, labels, augment_rng)
                     inputs = preprocessing(images)
                     if channels_last:
                         inputs = inputs.contiguous(memory_format=torch.channels_last)
                     # 9. Forward in the chosen precision; the loss is computed in fp32.
                     with amp.autocast():
                         logits = forward(inputs)
-                    batch_loss = loss_fn(logits, labels)
+                    targets = labels if mixing is None else mixing.targets(logits.shape[1])
+                    batch_loss = loss_fn(logits, targets)
                     # 10. Backward and update (the scaler is a pass-through unless fp16).
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(batch_loss).backward()
