@@ -98,7 +98,8 @@ def train_command(
         help="Training-time augmentation, batched on the device: transforms like "
         "'rotate:p=0.5,max=15', 'distort:magnitude=1.5', 'translate:2', 'flip', 'mixup:0.2' "
         "(repeatable; several in one with ';'), or a YAML/JSON spec file. `cnnkit augment "
-        "--list` shows them all; `cnnkit augment SRC -a ... --preview-only` shows them.",
+        "--list` shows them all; `cnnkit augment SRC -a ... --preview-only` shows them. "
+        "'none' turns off a recipe's augmentation.",
     ),
     early_stopping: str | None = typer.Option(
         None,
@@ -186,7 +187,7 @@ def train_command(
         "schedule": schedule,
         "loss": loss,
         "label_smoothing": label_smoothing,
-        "augment": augment or None,
+        "augment": ([] if augment == ["none"] else augment) if augment else None,
         "early_stopping": _callback_options(early_stopping),
         "reduce_lr": _callback_options(reduce_lr),
         "precision": precision,
