@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class CnnkitError(Exception):
     """Base class of every error cnnkit raises on purpose."""
@@ -52,3 +55,10 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__("training interrupted")
         self.history = history
         self.training = training
+
+
+def did_you_mean(name: object, choices: Iterable[str], *, n: int = 1, cutoff: float = 0.6) -> str:
+    """`` Did you mean 'a' or 'b'?`` for the choices closest to ``name``, or ``""``: the hint
+    that unknown-name errors put after their first sentence."""
+    close = difflib.get_close_matches(str(name), list(choices), n=n, cutoff=cutoff)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""

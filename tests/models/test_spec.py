@@ -64,12 +64,12 @@ def test_a_graph_spec_names_its_inputs() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ({"layer": []}, "unknown key 'layer'; did you mean 'layers'"),
+        ({"layer": []}, "unknown key 'layer'. Did you mean 'layers'"),
         ({"layers": []}, "'layers' must be a non-empty list"),
         ({"layers": ["Conv2d"]}, "layer 1: unknown layer type 'Conv2d'. Did you mean 'Conv2D'"),
         (
             {"layers": [{"Conv2D": {"filter": 3}}]},
-            "layer 1 \\(Conv2D\\): unknown argument 'filter' \\(did you mean 'filters'\\?\\)",
+            "layer 1 \\(Conv2D\\): unknown argument 'filter'\\. Did you mean 'filters'\\?",
         ),
         (
             {"layers": [{"Conv2D": {"filters": 3}}]},

@@ -24,7 +24,6 @@ or a mix; :meth:`Pipeline.describe` writes the canonical strings back.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import typing
 from collections.abc import Mapping, Sequence
@@ -34,7 +33,7 @@ from typing import Any
 from cnnkit.augment.mixing import MIXING
 from cnnkit.augment.pipeline import Pipeline
 from cnnkit.augment.transforms import PER_IMAGE, Transform
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, did_you_mean
 
 TRANSFORMS: dict[str, type[Transform]] = {cls.name: cls for cls in (*PER_IMAGE, *MIXING)}
 # other names users know the transforms by (Augmentor's, the textbook's, issue 4's recipes)
@@ -177,8 +176,7 @@ def _resolve(name: str) -> tuple[type[Transform], dict[str, Any]]:
         real, preset = ALIASES[key]
         return TRANSFORMS[real], dict(preset)
     known = sorted({*TRANSFORMS, *ALIASES})
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(key, known)
     raise ConfigError(
         f"unknown augmentation {name!r}.{hint} Known: {', '.join(sorted(TRANSFORMS))}"
     )

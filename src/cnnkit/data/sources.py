@@ -7,7 +7,6 @@ Named sources live in :data:`SOURCES`; ``folder:PATH`` (with optional ``?options
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from cnnkit.data.split import (
     hold_out,
     read_split_file,
 )
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -162,8 +161,7 @@ def get_source(name: str) -> Source:
     try:
         return SOURCES[name]
     except KeyError:
-        close = difflib.get_close_matches(name, SOURCES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, SOURCES)
         raise ConfigError(
             f"unknown data source {name!r}.{hint} Known: {', '.join(sorted(SOURCES))}, "
             "or folder:PATH for a folder of your own images"

@@ -7,7 +7,6 @@ side effects). Registering a name twice raises.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnkit.errors import ModelError
+from cnnkit.errors import ModelError, did_you_mean
 
 ZOO_MODULES = (
     "cnnkit.models.zoo.lenet",
@@ -84,8 +83,7 @@ def get_model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, _REGISTRY, n=3)
         raise ModelError(
             f"unknown model {name!r}.{hint} `cnnkit models` lists the "
             f"{len(_REGISTRY)} registered models."

@@ -21,7 +21,6 @@ round-trip to the same layers and parameters.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import json
 import os
@@ -32,7 +31,7 @@ from typing import Any
 from torch import nn
 
 from cnnkit.atomic import atomic_open
-from cnnkit.errors import ModelError
+from cnnkit.errors import ModelError, did_you_mean
 from cnnkit.layers import LAYERS, Input, Layer, Model, Sequential, SymbolicTensor
 from cnnkit.layers.base import InputLayer
 from cnnkit.layers.model import assign_names
@@ -200,10 +199,9 @@ def _check_keys(spec: Mapping[str, Any], source: str) -> None:
         raise ModelError(f"{source}: a model spec is a mapping with a 'layers' list")
     for key in spec:
         if key not in SPEC_KEYS:
-            close = difflib.get_close_matches(str(key), SPEC_KEYS, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ModelError(
-                f"{source}: unknown key {key!r}{hint} A spec has {', '.join(SPEC_KEYS)}"
+                f"{source}: unknown key {key!r}.{did_you_mean(key, SPEC_KEYS)} "
+                f"A spec has {', '.join(SPEC_KEYS)}"
             )
 
 
@@ -222,8 +220,7 @@ def _parse_entry(index: int, entry: Any, source: str, num_classes: int | None) -
             f"{{Conv2D: {{filters: 32, kernel_size: 3}}}}, got {entry!r}"
         )
     if kind not in LAYERS and kind != "Input":
-        close = difflib.get_close_matches(str(kind), [*LAYERS, "Input"], n=3)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(kind, [*LAYERS, "Input"], n=3)
         raise ModelError(
             f"{source}: layer {index + 1}: unknown layer type {kind!r}.{hint} "
             f"Known: {', '.join(sorted(LAYERS))}"
@@ -290,10 +287,9 @@ def _make_layer(
     where = f"{source}: layer {index + 1} ({kind})"
     unknown = [k for k in kwargs if k not in parameters]
     if unknown:
-        close = difflib.get_close_matches(unknown[0], parameters, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ModelError(
-            f"{where}: unknown argument {unknown[0]!r}{hint}; {kind} takes {', '.join(parameters)}"
+            f"{where}: unknown argument {unknown[0]!r}.{did_you_mean(unknown[0], parameters)} "
+            f"{kind} takes {', '.join(parameters)}"
         )
     try:
         inspect.signature(cls).bind(*args, **kwargs)

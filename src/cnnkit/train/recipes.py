@@ -12,11 +12,10 @@ command line overrides the recipe. Two kinds:
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnkit.errors import CnnkitError, ConfigError
+from cnnkit.errors import CnnkitError, ConfigError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -73,7 +72,7 @@ _RECIPES = (
     ),
     Recipe(
         "fashion-best",
-        "93%+ Fashion-MNIST in about a minute: residual BN net, flip + translate, one-cycle",
+        "Fashion-MNIST: residual BN net, one-cycle Adam, label smoothing, no augmentation",
         {
             "data": "fashion-mnist",
             "val_size": 0,
@@ -84,9 +83,10 @@ _RECIPES = (
             "lr": 0.005,
             "schedule": "onecycle:peak=0.2",
             "label_smoothing": 0.1,
-            "augment": ["flip", "translate:2"],
+            # no augmentation: at 8 epochs flip + translate:2 measured 92.22% against 92.70%
+            # without (seed 0); it pays off only in longer runs (92.93% after 12 epochs)
         },
-        "93% test accuracy",
+        "MEASURING",
     ),
     Recipe(
         "cifar10-fast",
@@ -249,8 +249,7 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        close = difflib.get_close_matches(name, RECIPES, n=2)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, RECIPES, n=2)
         raise ConfigError(
             f"unknown recipe {name!r}.{hint} `cnnkit recipes` lists the {len(RECIPES)} recipes"
         ) from None

@@ -20,7 +20,6 @@ replicated to 3 channels, every image is resized to the backbone's size (by the 
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
@@ -32,7 +31,7 @@ from torch import nn
 
 from cnnkit.data.images import DEFAULT_FIT
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.errors import ModelError, RunError
+from cnnkit.errors import ModelError, RunError, did_you_mean
 from cnnkit.models.adapter import AdaptedClassifier, InputAdapter
 from cnnkit.models.classifier import Classifier
 
@@ -339,8 +338,7 @@ def load_backbone(spec: str) -> Backbone:
     elif spec.startswith("timm:") and spec.partition(":")[2]:
         backbone = _from_timm(spec.partition(":")[2], spec)
     else:
-        close = difflib.get_close_matches(spec, list(PRETRAINED), n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(spec, PRETRAINED, cutoff=0.5)
         raise ModelError(
             f"unknown backbone {spec!r}.{hint} Backbones: {', '.join(known_backbones())} "
             "(torchvision/timm only where those packages are installed)"

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import time
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import canonical_source, data_root, load_dataset
 from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, did_you_mean
 from cnnkit.models.adapter import AdaptedClassifier
 from cnnkit.models.classifier import Classifier
 from cnnkit.run import METRICS, Run, describe_environment
@@ -136,8 +135,7 @@ def freeze(model: Classifier, spec: FreezeSpec) -> Frozen:
         ]
         if not inside:
             names = layer_names(model)
-            close = difflib.get_close_matches(str(spec.layer), names, n=3)
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(spec.layer, names, n=3)
             raise ConfigError(
                 f"--freeze until:{spec.layer}: the backbone has no layer {spec.layer!r}.{hint} "
                 f"Its layers: {', '.join(names[:40])}{' ...' if len(names) > 40 else ''}"

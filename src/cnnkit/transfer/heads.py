@@ -11,14 +11,13 @@ first (their regularisation assumes comparable scales). Names:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, did_you_mean
 
 HEADS: dict[str, str] = {
     "logreg": "logistic regression (standardised features)",
@@ -66,8 +65,7 @@ def parse_heads(text: str) -> list[str]:
 def check_head(name: str) -> None:
     """Raise ConfigError (with a did-you-mean) when ``name`` is not a known head."""
     if name not in HEADS:
-        close = difflib.get_close_matches(name, HEADS, n=1, cutoff=0.4)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name, HEADS, cutoff=0.4)
         raise ConfigError(
             f"unknown head {name!r}.{hint} Heads: "
             + ", ".join(f"{key} ({text})" for key, text in HEADS.items())
