@@ -84,9 +84,10 @@ _RECIPES = (
             "schedule": "onecycle:peak=0.2",
             "label_smoothing": 0.1,
             # no augmentation: at 8 epochs flip + translate:2 measured 92.22% against 92.70%
-            # without (seed 0); it pays off only in longer runs (92.93% after 12 epochs)
+            # without (seed 0); it pays off only in longer runs (92.93% after 12 epochs, with
+            # a test-time flip)
         },
-        "MEASURING",
+        "92.78% test, median of 3 seeds, in about 115 s on a 2-core CPU (90% after 44 s)",
     ),
     Recipe(
         "cifar10-fast",
