@@ -72,7 +72,7 @@ def test_train_options_reach_the_run_card(tiny_mnist_dir, tmp_path) -> None:
 
 def test_augment_none_turns_off_a_recipes_augmentation(tiny_mnist_dir, tmp_path) -> None:
     common = ["--data-dir", str(tiny_mnist_dir), "--epochs", "1", "--runs-dir", str(tmp_path)]
-    common += ["--recipe", "mnist-best", "--model", "fastnet_tiny", "--no-report"]
+    common += ["--recipe", "mnist-best", "--no-report"]
     cnnkit("train", *common, "--name", "kept")
     cnnkit("train", *common, "--name", "off", "--augment", "none")
     kept, off = (json.loads((tmp_path / n / "run.json").read_text()) for n in ("kept", "off"))

@@ -124,11 +124,12 @@ class TrainConfig:
     compile: bool = False
 
     @classmethod
-    def from_recipe(cls, name: str, **overrides: Any) -> TrainConfig:
-        """The recipe's settings, then ``overrides`` on top (see :mod:`cnnkit.train.recipes`)."""
+    def from_recipe(cls, recipe: str, /, **overrides: Any) -> TrainConfig:
+        """The recipe's settings, then ``overrides`` on top (see :mod:`cnnkit.train.recipes`);
+        ``overrides`` may hold any field, ``name`` (the run's name) included."""
         from cnnkit.train.recipes import recipe_settings
 
-        return cls.from_dict({**recipe_settings(name), "recipe": name, **overrides})
+        return cls.from_dict({**recipe_settings(recipe), "recipe": recipe, **overrides})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
