@@ -173,6 +173,25 @@ class Run:
 
         write_path_atomically(self.path / WEIGHTS, lambda tmp: save_model(model, tmp))
 
+    def finish(
+        self,
+        metrics: dict[str, dict[str, float]],
+        *,
+        history: list[dict[str, Any]],
+        started: float,
+        **sections: Any,
+    ) -> None:
+        """Close a training job whose weights are saved: ``metrics.json``, and the card
+        marked finished with its training seconds (from ``history``) and total seconds since
+        ``started`` (a ``time.time()``), plus any other card ``sections``."""
+        self.write_json(METRICS, metrics)
+        self.update_card(
+            status="finished",
+            **sections,
+            train_seconds=round(sum(row["time"] for row in history), 2),
+            total_seconds=round(time.time() - started, 2),
+        )
+
     def load_model(self, device: torch.device | str = "cpu") -> nn.Module:
         """Rebuild the model from the run card and load its weights (strictly), in eval mode."""
         from safetensors import SafetensorError

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cnnkit.cli.console import err, out
+
+if TYPE_CHECKING:
+    from cnnkit.run import Run
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -236,12 +239,15 @@ def train_command(
             f"{split} accuracy [bold green]{metrics['accuracy'] * 100:.2f}%[/]  "
             f"loss {metrics['loss']:.4f}"
         )
-    card = result.run.card
-    out.print(
-        f"training time {card['train_seconds']:.1f}s; run saved to [bold]{result.run.path}[/]"
-    )
+    print_run_end(result.run, report=report, device=device or "auto")
+
+
+def print_run_end(run: Run, *, report: bool, device: str) -> None:
+    """The end of a training command: training time, the run folder, and (if asked) the
+    HTML report written into it."""
+    out.print(f"training time {run.card['train_seconds']:.1f}s; run saved to [bold]{run.path}[/]")
     if report:
         from cnnkit.evaluate.report import write_report
 
-        path = write_report(result.run, device=device or "auto")
+        path = write_report(run, device=device)
         out.print(f"report written to [bold]{path}[/]", highlight=False)

@@ -26,6 +26,7 @@ from cnnkit.cli.features import (
     TRAIN_PER_CLASS_OPTION,
     embed_splits,
 )
+from cnnkit.cli.train import print_run_end
 
 
 def _print_table(rows: list[Any], title: str) -> None:
@@ -206,12 +207,4 @@ def finetune_command(
             f"{split} accuracy [bold green]{metrics['accuracy'] * 100:.2f}%[/]  balanced "
             f"{metrics['balanced_accuracy'] * 100:.2f}%  loss {metrics['loss']:.4f}"
         )
-    card = result.run.card
-    out.print(
-        f"training time {card['train_seconds']:.1f}s; run saved to [bold]{result.run.path}[/]"
-    )
-    if report:
-        from cnnkit.evaluate.report import write_report
-
-        path = write_report(result.run, device=device)
-        out.print(f"report written to [bold]{path}[/]", highlight=False)
+    print_run_end(result.run, report=report, device=device)

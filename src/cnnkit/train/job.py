@@ -26,7 +26,7 @@ from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, DataError, RunError, TrainingError, TrainingInterrupted
 from cnnkit.inference import loss_and_accuracy
 from cnnkit.models.spec import describe_model, rebuild_model, resolve_model
-from cnnkit.run import METRICS, Run, default_run_name, describe_environment
+from cnnkit.run import Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import (
     Callback,
     EarlyStopping,
@@ -407,13 +407,7 @@ def _train(
                 for name, ds in splits.items()
                 if name != "train"
             }
-            run.write_json(METRICS, metrics)
-            run.update_card(
-                status="finished",
-                training=history.training,
-                train_seconds=round(sum(row["time"] for row in history), 2),
-                total_seconds=round(time.time() - started, 2),
-            )
+            run.finish(metrics, history=history, started=started, training=history.training)
         if context is not None:
             context.barrier()
         return TrainResult(

@@ -33,7 +33,7 @@ from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, did_you_mean
 from cnnkit.models.adapter import AdaptedClassifier
 from cnnkit.models.classifier import Classifier
-from cnnkit.run import METRICS, Run, describe_environment
+from cnnkit.run import Run, describe_environment
 from cnnkit.train.callbacks import Callback, HistoryWriter, Logs
 from cnnkit.train.job import create_run, data_record
 from cnnkit.train.loop import fit
@@ -397,10 +397,5 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
         for name, ds in splits.items()
         if name != "train"
     }
-    run.write_json(METRICS, metrics)
-    run.update_card(
-        status="finished",
-        train_seconds=round(sum(row["time"] for row in history), 2),
-        total_seconds=round(time.time() - started, 2),
-    )
+    run.finish(metrics, history=history, started=started)
     return FinetuneResult(run=run, history=history, metrics=metrics)
