@@ -18,10 +18,11 @@ app = typer.Typer(
     help="Inspect, check, picture, export and fetch datasets. SOURCE is a name from "
     "`cnnkit datasets` or folder:PATH.",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 
 # The options every command that loads a source shares (the same as `cnnkit train`'s).
-SOURCE = typer.Argument("mnist", help="Data source: a name (`cnnkit datasets`) or folder:PATH.")
+SOURCE = typer.Argument("mnist", metavar="SOURCE", help="Data source: a name (`cnnkit datasets`) or folder:PATH.")
 DATA_DIR = typer.Option(
     None, "--data-dir", help="Read the source from this folder only (folder:PATH: this folder)."
 )

@@ -5,8 +5,13 @@ Each command lives in its own module; this file only wires them together.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import sys
+import typing
+from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -33,7 +38,7 @@ from cnnkit.cli import (
     transfer,
 )
 from cnnkit.cli.console import err
-from cnnkit.errors import CnnkitError
+from cnnkit.errors import CnnkitError, did_you_mean
 
 app = typer.Typer(
     name="cnnkit",
@@ -42,6 +47,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help, wrapped (never cut) at the terminal's width
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -90,16 +96,81 @@ app.command("transfer")(transfer.transfer_command)
 app.command("finetune")(transfer.finetune_command)
 
 
-def main() -> None:
-    """Entry point: run the app; cnnkit errors become one red message and exit code 1."""
+def _metavar(annotation: Any, name: str, argument: bool) -> str | None:
+    """The conventional metavar for a parameter: its name for an argument (``RUN``), else
+    what its type takes (``N``, ``FLOAT``, ``TEXT``, ``PATH``); None for flags."""
+    kinds = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    kind = kinds[0]
+    if typing.get_origin(kind) is list:
+        kind = typing.get_args(kind)[0]
+    if kind is bool:
+        return None
+    if argument:
+        return name.upper()
+    return {int: "N", float: "FLOAT", Path: "PATH"}.get(kind, "TEXT")
+
+
+def _usage(param: Any, ctx: Any) -> list[str]:
+    piece = param.metavar if param.required else f"[{param.metavar}]"
+    return [piece + ("..." if param.nargs != 1 else "")]
+
+
+def _set_metavars(command: Any, typer_app: typer.Typer) -> None:
+    """Give every parameter without an explicit metavar a conventional one (``RUN``, ``N``,
+    ``FLOAT``, ``TEXT``, ``PATH``), whatever typer's version would print (``{run}``,
+    ``<int range>``, ``INTEGER``): read from the command functions' own annotations."""
+    infos = [(info.name, info.callback) for info in typer_app.registered_commands]
+    for info in infos:
+        name, function = info
+        hints = typing.get_type_hints(function)
+        for param in command.commands[name].params:
+            if param.metavar is None and param.name in hints:
+                argument = not param.opts[0].startswith("-")
+                param.metavar = _metavar(hints[param.name], param.name, argument)
+                if argument:  # usage line: RUN, [SOURCE], IMAGES... (typer 0.2x: {run})
+                    param.get_usage_pieces = functools.partial(_usage, param)
+    for group in typer_app.registered_groups:
+        _set_metavars(command.commands[group.name], group.typer_instance)
+
+
+def usage_error(exc: BaseException) -> str | None:
+    """The one-line message for a command-line usage error (unknown command or option,
+    missing argument, a value of the wrong type), or None when ``exc`` is not one.
+
+    Recognised by what click-style usage errors carry (``exit_code`` 2 and
+    ``format_message()``), not by class: typer has shipped its own copy of click
+    (``typer._click``) since 0.2x, so ``click.UsageError`` no longer catches them.
+    """
+    format_message = getattr(exc, "format_message", None)
+    if getattr(exc, "exit_code", None) != 2 or not callable(format_message):
+        return None
+    message = " ".join(str(format_message()).split())
+    ctx = getattr(exc, "ctx", None)
+    unknown = re.match(r"No such command '(.+)'\.$", message)
+    if unknown and ctx is not None:  # older typers give no suggestion
+        message += did_you_mean(unknown.group(1), ctx.command.list_commands(ctx), n=2)
+    where = getattr(ctx, "command_path", "") or "cnnkit"
+    return f"{message} (see '{where} --help')"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app.
+
+    Usage errors become one line and exit code 2; cnnkit's own errors (a bad value, a
+    missing file) one red line and exit code 1. A bare ``cnnkit`` (or ``cnnkit data``)
+    prints its help and exits 0, as ``git`` prints its help when given nothing.
+    """
+    command = typer.main.get_command(app)
+    _set_metavars(command, app)
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        code = app(standalone_mode=False)
+        code = command.main(args=args, prog_name="cnnkit", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into exit code 130 and returns it here
             err.print("[yellow]interrupted[/]")
         if isinstance(code, int) and code:
             sys.exit(code)
     except CnnkitError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
@@ -109,10 +180,12 @@ def main() -> None:
     except typer.Abort:
         err.print("[yellow]aborted[/]")
         sys.exit(1)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except Exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group given nothing: its help
+            print(exc.ctx.get_help())  # type: ignore[attr-defined]
+            sys.exit(0)
+        message = usage_error(exc)
+        if message is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+        sys.exit(2)
