@@ -22,7 +22,11 @@ app = typer.Typer(
 )
 
 # The options every command that loads a source shares (the same as `cnnkit train`'s).
-SOURCE = typer.Argument("mnist", metavar="SOURCE", help="Data source: a name (`cnnkit datasets`) or folder:PATH.")
+SOURCE = typer.Argument(
+    "mnist",
+    metavar="SOURCE",
+    help="Data source: a name (`cnnkit datasets`), folder:PATH or a folder.",
+)
 DATA_DIR = typer.Option(
     None, "--data-dir", help="Read the source from this folder only (folder:PATH: this folder)."
 )

@@ -115,20 +115,27 @@ def _usage(param: Any, ctx: Any) -> list[str]:
     return [piece + ("..." if param.nargs != 1 else "")]
 
 
+def _argument_help(param: Any, record: Any, ctx: Any) -> tuple[str, str] | None:
+    found = record(ctx)
+    name = param.metavar + ("..." if param.nargs != 1 else "")
+    return None if found is None else (name, found[1])
+
+
 def _set_metavars(command: Any, typer_app: typer.Typer) -> None:
     """Give every parameter without an explicit metavar a conventional one (``RUN``, ``N``,
     ``FLOAT``, ``TEXT``, ``PATH``), whatever typer's version would print (``{run}``,
     ``<int range>``, ``INTEGER``): read from the command functions' own annotations."""
-    infos = [(info.name, info.callback) for info in typer_app.registered_commands]
-    for info in infos:
-        name, function = info
-        hints = typing.get_type_hints(function)
-        for param in command.commands[name].params:
+    for info in typer_app.registered_commands:
+        hints = typing.get_type_hints(info.callback)
+        for param in command.commands[info.name].params:
+            argument = not param.opts[0].startswith("-")
             if param.metavar is None and param.name in hints:
-                argument = not param.opts[0].startswith("-")
                 param.metavar = _metavar(hints[param.name], param.name, argument)
-                if argument:  # usage line: RUN, [SOURCE], IMAGES... (typer 0.2x: {run})
-                    param.get_usage_pieces = functools.partial(_usage, param)
+            if argument and param.metavar:  # typer 0.2x shows {run} and "RUN <path>"
+                param.get_usage_pieces = functools.partial(_usage, param)
+                param.get_help_record = functools.partial(
+                    _argument_help, param, param.get_help_record
+                )
     for group in typer_app.registered_groups:
         _set_metavars(command.commands[group.name], group.typer_instance)
 

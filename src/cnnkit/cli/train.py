@@ -44,7 +44,7 @@ def count_or_fraction(value: float | None) -> int | float | None:
 
 def train_command(
     recipe: str | None = typer.Option(
-        None, "--recipe", "-r", help="Start from a named recipe (see `cnnkit recipes`)."
+        None, "--recipe", "-r", metavar="NAME", help="Start from a named recipe (see `cnnkit recipes`)."
     ),
     resume: Path | None = typer.Option(
         None,
@@ -53,7 +53,9 @@ def train_command(
         "--device may change; everything else is the run's).",
     ),
     data: str | None = typer.Option(
-        None, "--data", "-d", help="Data source (see `cnnkit datasets`) [default: mnist]."
+        None, "--data", "-d", metavar="SOURCE",
+        help="Data source: a name (see `cnnkit datasets`), folder:PATH or a folder "
+        "[default: mnist].",
     ),
     data_dir: Path | None = typer.Option(
         None, "--data-dir", help="Read the data source's files from this folder only."
@@ -62,11 +64,13 @@ def train_command(
         None,
         "--model",
         "-m",
+        metavar="NAME|FILE",
         help="Model name (see `cnnkit models`) or a model spec file (.yaml/.yml/.json) "
         "[default: lenet].",
     ),
     model_option: list[str] = typer.Option(
-        [], "--model-option", "-o", help="Model option key=value, e.g. init=normal (repeatable)."
+        [], "--model-option", "-o", metavar="KEY=VALUE",
+        help="Model option, e.g. init=normal (repeatable).",
     ),
     epochs: int | None = typer.Option(
         None, "--epochs", "-e", min=1, help="Passes over the training set [default: 10]."
@@ -75,50 +79,59 @@ def train_command(
         None, "--batch-size", "-b", min=1, help="Samples per step [default: 100]."
     ),
     optimizer: str | None = typer.Option(
-        None, "--optimizer", help="sgd, adam, adamw or rmsprop [default: adam]."
+        None, "--optimizer", metavar="NAME", help="sgd, adam, adamw or rmsprop [default: adam]."
     ),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate [default: 0.001]."),
-    momentum: float | None = typer.Option(None, "--momentum", help="SGD/RMSprop momentum."),
+    momentum: float | None = typer.Option(None, "--momentum", help="SGD/RMSprop momentum [default: 0]."),
     nesterov: bool | None = typer.Option(
         None, "--nesterov/--no-nesterov", help="Nesterov momentum (sgd)."
     ),
-    weight_decay: float | None = typer.Option(None, "--weight-decay", help="L2 penalty."),
+    weight_decay: float | None = typer.Option(None, "--weight-decay", help="L2 penalty [default: 0]."),
     schedule: str | None = typer.Option(
         None,
         "--schedule",
-        help="LR schedule: constant, step, cosine or onecycle, with options like "
-        "cosine:warmup=1 or step:every=5,gamma=0.5 [default: constant].",
+        metavar="NAME[:OPTIONS]",
+        help="LR schedule: constant, step, cosine or onecycle; options after ':' joined by "
+        "',', from warmup (epochs), every, gamma, final, peak; e.g. cosine:warmup=1 "
+        "[default: constant].",
     ),
     loss: str | None = typer.Option(
-        None, "--loss", help="cross_entropy, binary_cross_entropy or mse [default: cross_entropy]."
+        None, "--loss", metavar="NAME",
+        help="cross_entropy, binary_cross_entropy or mse [default: cross_entropy].",
     ),
     label_smoothing: float | None = typer.Option(
-        None, "--label-smoothing", help="Label smoothing, e.g. 0.1."
+        None, "--label-smoothing", help="Label smoothing, e.g. 0.1 [default: 0]."
     ),
     augment: list[str] | None = typer.Option(
         None,
         "--augment",
+        metavar="STEP|FILE",
         help="Training-time augmentation, batched on the device: transforms like "
-        "'rotate:p=0.5,max=15', 'distort:magnitude=1.5', 'translate:2', 'flip', 'mixup:0.2' "
-        "(repeatable; several in one with ';'), or a YAML/JSON spec file. `cnnkit augment "
+        "rotate:p=0.5,max=15 or translate:2 or flip or mixup:0.2 (repeatable; several in "
+        "one with ';'), or a YAML/JSON spec file. `cnnkit augment "
         "--list` shows them all; `cnnkit augment SRC -a ... --preview-only` shows them. "
         "'none' turns off a recipe's augmentation.",
     ),
     early_stopping: str | None = typer.Option(
         None,
         "--early-stopping",
-        help="Stop when the monitored value stalls: 'patience=5[,monitor=val_loss,"
-        "min_delta=0,restore_best_weights=true]'.",
+        metavar="OPTIONS",
+        help="Stop when the monitored value stalls. OPTIONS joined by ',': patience "
+        "(epochs, default 0), monitor (val_loss), mode (auto), min_delta (0), "
+        "restore_best_weights (false); e.g. patience=5,monitor=val_accuracy.",
     ),
     reduce_lr: str | None = typer.Option(
         None,
         "--reduce-lr",
-        help="Lower the LR on a plateau: 'factor=0.5,patience=10[,monitor=val_loss,"
-        "min_delta=1e-4,cooldown=0,min_lr=0]'.",
+        metavar="OPTIONS",
+        help="Lower the LR on a plateau. OPTIONS joined by ',': factor (default 0.1), "
+        "patience (10 epochs), monitor (val_loss), mode (auto), min_delta (1e-4), "
+        "cooldown (0), min_lr (0); e.g. factor=0.5,patience=10.",
     ),
     precision: str | None = typer.Option(
         None,
         "--precision",
+        metavar="NAME",
         help="fp32, bf16 or fp16 [default: auto = bf16 where the CPU/GPU computes it natively].",
     ),
     compile: bool | None = typer.Option(
@@ -127,18 +140,21 @@ def train_command(
     val_size: float | None = typer.Option(
         None,
         "--val-size",
+        metavar="N|FRACTION",
         help="Validation samples held out of train: a count (5000) or fraction (0.1); "
         "default: the source's (MNIST 5000); 0 for none.",
     ),
     test_size: float | None = typer.Option(
         None,
         "--test-size",
+        metavar="N|FRACTION",
         help="Test samples held out for sources without a test part (a folder without "
         "test/): a count or fraction; default 0.2.",
     ),
     group_by: str | None = typer.Option(
         None,
         "--group-by",
+        metavar="REGEX",
         help="Regular expression whose first (...) group names each sample's group in its "
         "file path; a group never spans train/val/test.",
     ),
@@ -151,13 +167,14 @@ def train_command(
         None, "--seed", help="Seeds the split, initial weights and shuffling [default: 0]."
     ),
     device: str | None = typer.Option(
-        None, "--device", help="auto, cpu or cuda[:N] [default: auto]."
+        None, "--device", metavar="DEVICE", help="auto, cpu or cuda[:N] [default: auto]."
     ),
-    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Where run folders go."),
+    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Where run folders go [default: runs]."),
     name: str | None = typer.Option(None, "--name", help="Run folder name (default: generated)."),
     record_filters: str | None = typer.Option(
         None,
         "--record-filters",
+        metavar="EPOCHS",
         help="Save the first layer's filters after these epochs, e.g. 0,1,2,5 (0 = before "
         "training) or 'all'; the report shows them forming.",
     ),

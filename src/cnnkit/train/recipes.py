@@ -6,7 +6,7 @@ command line overrides the recipe. Two kinds:
 - speed recipes (``mnist-fast``, ``mnist-best``, ``fashion-best``, ``cifar10-fast``): modern
   nets (BatchNorm, residuals), one-cycle schedules, label smoothing and batched augmentation,
   tuned for time to accuracy;
-- textbook recipes (``textbook-*``): the setups of SPEC §5 exactly as the source trains
+- textbook recipes (``textbook-*``): the textbook setups exactly as the source trains
   them, so their reported results can be reproduced and compared.
 """
 
@@ -110,16 +110,16 @@ _RECIPES = (
         },
         "not measured (no CIFAR-10 offline); airbench-style nets reach 93-94% in ~10 epochs",
     ),
-    # -- the textbook setups of SPEC §5, as the source trains them ---------------------------
+    # -- the textbook setups, as the source trains them -------------------------------------
     Recipe(
         "textbook-lenet",
-        "SPEC §5.1: LeNet, MNIST, 10 epochs, batch 100, Adam 1e-3 (the default job)",
+        "LeNet, MNIST, 10 epochs, batch 100, Adam 1e-3 (the default job)",
         {"data": "mnist", "model": "lenet", "epochs": 10, "batch_size": 100, "lr": 0.001},
         "98.84% test (source)",
     ),
     Recipe(
         "textbook-lenet-sgd",
-        "SPEC §5.1: LeNet, MNIST, 10 epochs, batch 100, SGD lr 0.01 (the Keras version)",
+        "LeNet, MNIST, 10 epochs, batch 100, SGD lr 0.01 (the Keras version)",
         {
             "data": "mnist",
             "model": "lenet",
@@ -132,7 +132,7 @@ _RECIPES = (
     ),
     Recipe(
         "textbook-lenet-cifar10",
-        "SPEC §5.2: LeNet + dropout 0.2, CIFAR-10, 10 epochs, batch 100, Adam 1e-3",
+        "LeNet + dropout 0.2, CIFAR-10, 10 epochs, batch 100, Adam 1e-3",
         {
             "data": "cifar10",
             "model": "lenet_dropout",
@@ -145,13 +145,13 @@ _RECIPES = (
     ),
     Recipe(
         "textbook-minimal",
-        "SPEC §5.3: minimal Keras model, MNIST, 5 epochs, batch 512, Adam",
+        "minimal Keras model, MNIST, 5 epochs, batch 512, Adam",
         {"data": "mnist", "model": "minimal", "epochs": 5, "batch_size": 512, "lr": 0.001},
         "98.6% test (source)",
     ),
     Recipe(
         "textbook-minimal-sigmoid",
-        "SPEC §5.3 as in the source: sigmoid output + binary cross-entropy on one-hot labels",
+        "As in the source: sigmoid output + binary cross-entropy on one-hot labels",
         {
             "data": "mnist",
             "model": "minimal",
@@ -164,7 +164,7 @@ _RECIPES = (
     ),
     Recipe(
         "textbook-two-conv",
-        "SPEC §5.4: two-conv net, CIFAR-10, 3 epochs, SGD with momentum, shuffled batches",
+        "two-conv net, CIFAR-10, 3 epochs, SGD with momentum, shuffled batches",
         {
             "data": "cifar10",
             "model": "two_conv",
@@ -179,7 +179,7 @@ _RECIPES = (
     *(
         Recipe(
             f"textbook-vgg{i}",
-            f"SPEC §5.5: VGG-style model {i}, CIFAR-10, 20 epochs, batch 32, Adam 1e-3",
+            f"VGG-style model {i}, CIFAR-10, 20 epochs, batch 32, Adam 1e-3",
             {
                 "data": "cifar10",
                 "model": f"vgg{i}",
@@ -193,7 +193,7 @@ _RECIPES = (
     ),
     Recipe(
         "textbook-bn-cnn",
-        "SPEC §5.6: BatchNorm net, CIFAR-10, RMSprop 1e-3, batch 100, up to 1000 epochs with "
+        "BatchNorm net, CIFAR-10, RMSprop 1e-3, batch 100, up to 1000 epochs with "
         "EarlyStopping(val_loss, 35) and ReduceLROnPlateau(0.5, 10)",
         {
             "data": "cifar10",
@@ -218,7 +218,7 @@ _RECIPES = (
     ),
     Recipe(
         "textbook-video-seq",
-        "SPEC §5.7a: the video lesson's Sequential net, CIFAR-10, Adam 3e-4, batch 64, 10 epochs",
+        "the video lesson's Sequential net, CIFAR-10, Adam 3e-4, batch 64, 10 epochs",
         {
             "data": "cifar10",
             "model": "video_seq",
@@ -230,7 +230,7 @@ _RECIPES = (
     ),
     Recipe(
         "textbook-video-functional",
-        "SPEC §5.7b: the functional BN version, CIFAR-10, Adam 3e-4, batch 64, 10 epochs",
+        "the functional BN version, CIFAR-10, Adam 3e-4, batch 64, 10 epochs",
         {
             "data": "cifar10",
             "model": "video_functional",
