@@ -44,7 +44,11 @@ def count_or_fraction(value: float | None) -> int | float | None:
 
 def train_command(
     recipe: str | None = typer.Option(
-        None, "--recipe", "-r", metavar="NAME", help="Start from a named recipe (see `cnnkit recipes`)."
+        None,
+        "--recipe",
+        "-r",
+        metavar="NAME",
+        help="Start from a named recipe (see `cnnkit recipes`).",
     ),
     resume: Path | None = typer.Option(
         None,
@@ -53,7 +57,10 @@ def train_command(
         "--device may change; everything else is the run's).",
     ),
     data: str | None = typer.Option(
-        None, "--data", "-d", metavar="SOURCE",
+        None,
+        "--data",
+        "-d",
+        metavar="SOURCE",
         help="Data source: a name (see `cnnkit datasets`), folder:PATH or a folder "
         "[default: mnist].",
     ),
@@ -69,7 +76,10 @@ def train_command(
         "[default: lenet].",
     ),
     model_option: list[str] = typer.Option(
-        [], "--model-option", "-o", metavar="KEY=VALUE",
+        [],
+        "--model-option",
+        "-o",
+        metavar="KEY=VALUE",
         help="Model option, e.g. init=normal (repeatable).",
     ),
     epochs: int | None = typer.Option(
@@ -82,11 +92,15 @@ def train_command(
         None, "--optimizer", metavar="NAME", help="sgd, adam, adamw or rmsprop [default: adam]."
     ),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate [default: 0.001]."),
-    momentum: float | None = typer.Option(None, "--momentum", help="SGD/RMSprop momentum [default: 0]."),
+    momentum: float | None = typer.Option(
+        None, "--momentum", help="SGD/RMSprop momentum [default: 0]."
+    ),
     nesterov: bool | None = typer.Option(
         None, "--nesterov/--no-nesterov", help="Nesterov momentum (sgd)."
     ),
-    weight_decay: float | None = typer.Option(None, "--weight-decay", help="L2 penalty [default: 0]."),
+    weight_decay: float | None = typer.Option(
+        None, "--weight-decay", help="L2 penalty [default: 0]."
+    ),
     schedule: str | None = typer.Option(
         None,
         "--schedule",
@@ -96,7 +110,9 @@ def train_command(
         "[default: constant].",
     ),
     loss: str | None = typer.Option(
-        None, "--loss", metavar="NAME",
+        None,
+        "--loss",
+        metavar="NAME",
         help="cross_entropy, binary_cross_entropy or mse [default: cross_entropy].",
     ),
     label_smoothing: float | None = typer.Option(
@@ -169,7 +185,9 @@ def train_command(
     device: str | None = typer.Option(
         None, "--device", metavar="DEVICE", help="auto, cpu or cuda[:N] [default: auto]."
     ),
-    runs_dir: Path | None = typer.Option(None, "--runs-dir", help="Where run folders go [default: runs]."),
+    runs_dir: Path | None = typer.Option(
+        None, "--runs-dir", help="Where run folders go [default: runs]."
+    ),
     name: str | None = typer.Option(None, "--name", help="Run folder name (default: generated)."),
     record_filters: str | None = typer.Option(
         None,
