@@ -48,17 +48,29 @@ class Run:
     @classmethod
     def create(cls, root: str | os.PathLike[str], name: str) -> Run:
         """Make a new, empty run directory ``root/name``; an existing one is never reused."""
+        path = cls.check_new(root, name)
+        try:
+            path.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            raise RunError(f"run directory {path} already exists; choose another --name") from None
+        return cls(path)
+
+    @staticmethod
+    def check_new(root: str | os.PathLike[str], name: str) -> Path:
+        """``root/name``, when it can be a new run's directory: a valid name, not taken.
+
+        Raises:
+            RunError: the name holds other characters, or the directory exists.
+        """
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
             raise RunError(
                 f"run name {name!r} may hold only letters, digits, '.', '_' and '-' "
                 "and must start with a letter or digit"
             )
         path = Path(root) / name
-        try:
-            path.mkdir(parents=True, exist_ok=False)
-        except FileExistsError:
-            raise RunError(f"run directory {path} already exists; choose another --name") from None
-        return cls(path)
+        if path.exists():
+            raise RunError(f"run directory {path} already exists; choose another --name")
+        return path
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Run:

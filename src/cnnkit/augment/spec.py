@@ -34,6 +34,7 @@ from cnnkit.augment.mixing import MIXING
 from cnnkit.augment.pipeline import Pipeline
 from cnnkit.augment.transforms import PER_IMAGE, Transform
 from cnnkit.errors import ConfigError, did_you_mean
+from cnnkit.options import parse_value
 
 TRANSFORMS: dict[str, type[Transform]] = {cls.name: cls for cls in (*PER_IMAGE, *MIXING)}
 # other names users know the transforms by (Augmentor's, the textbook's, issue 4's recipes)
@@ -128,8 +129,6 @@ def read_spec_file(path: str | os.PathLike[str]) -> Pipeline:
 
 def parse_step(text: str) -> Transform:
     """One step from ``NAME[:SETTINGS]``, e.g. ``"rotate:p=0.9,max=25"`` or ``"translate:2"``."""
-    import yaml
-
     name, _, rest = text.strip().partition(":")
     settings: dict[str, Any] = {}
     bare: list[Any] = []
@@ -138,9 +137,9 @@ def parse_step(text: str) -> Transform:
             continue
         key, sep, value = part.partition("=")
         if sep:
-            settings[key.strip()] = _scalar(yaml, value)
+            settings[key.strip()] = parse_value(value)
         else:
-            bare.append(_scalar(yaml, key))
+            bare.append(parse_value(key))
     if len(bare) > 1:
         raise ConfigError(
             f"augmentation {text!r}: only one setting may be given without a name; write the "
@@ -149,13 +148,6 @@ def parse_step(text: str) -> Transform:
     if bare and not settings:
         return make_step(name, bare[0])
     return make_step(name, {**settings, **_bare(name, bare)})
-
-
-def _scalar(yaml: Any, text: str) -> Any:
-    try:
-        return yaml.safe_load(text.strip())
-    except yaml.YAMLError:
-        return text.strip()
 
 
 def _bare(name: str, bare: list[Any]) -> dict[str, Any]:

@@ -48,15 +48,15 @@ def summary_command(
     field, multiply-adds and activation memory, with Keras's totals."""
     import json
 
-    from cnnkit.cli.train import parse_options
     from cnnkit.models.spec import resolve_model
     from cnnkit.models.summary import summary
+    from cnnkit.options import parse_pairs
 
     module, record = resolve_model(
         model,
         input_shape=parse_shape(input_shape) if input_shape else None,
         num_classes=num_classes,
-        options=parse_options(model_option),
+        options=parse_pairs(model_option, what="--model-option"),
     )
     result = summary(module, tuple(record["input_shape"]), layout=layout)
     if as_json:

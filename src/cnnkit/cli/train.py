@@ -13,28 +13,15 @@ if TYPE_CHECKING:
     from cnnkit.run import Run
 
 
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``["init=normal", "rate=0.2"]`` -> ``{"init": "normal", "rate": 0.2}`` (YAML scalars)."""
-    import yaml
-
-    from cnnkit.errors import ConfigError
-
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"option {pair!r} must look like key=value")
-        options[key.strip()] = yaml.safe_load(value)
-    return options
-
-
 def _callback_options(text: str | None) -> dict[str, Any] | None:
     """``"patience=5,monitor=val_accuracy"`` -> options dict; ``"default"`` -> ``{}``."""
+    from cnnkit.options import parse_settings
+
     if text is None:
         return None
     if text.strip() in ("", "default", "on"):
         return {}
-    return parse_options([part for part in text.split(",") if part.strip()])
+    return parse_settings(text)
 
 
 def count_or_fraction(value: float | None) -> int | float | None:
@@ -203,6 +190,7 @@ def train_command(
     """Train a model (default: the textbook LeNet on MNIST) and save the run."""
     from cnnkit.errors import ConfigError, TrainingInterrupted
     from cnnkit.evaluate.filters import parse_epochs
+    from cnnkit.options import parse_pairs
     from cnnkit.train.callbacks import ProgressBar
     from cnnkit.train.job import TrainConfig, resume_training, run_training
 
@@ -214,7 +202,7 @@ def train_command(
         "group_by": group_by,
         "split_file": str(split_file) if split_file is not None else None,
         "model": model,
-        "model_options": parse_options(model_option) if model_option else None,
+        "model_options": parse_pairs(model_option, what="--model-option") if model_option else None,
         "epochs": epochs,
         "batch_size": batch_size,
         "optimizer": optimizer,
@@ -252,6 +240,7 @@ def train_command(
             config = TrainConfig.from_recipe(recipe, **given) if recipe else TrainConfig(**given)
             if record_filters:
                 config.record_filters = parse_epochs(record_filters, config.epochs)
+            config.validate()  # a mistake fails now, before data is loaded or a run made
             out.print(
                 f"training [bold]{config.model}[/] on [bold]{config.data}[/]"
                 + (f" (recipe {config.recipe})" if config.recipe else "")

@@ -9,6 +9,8 @@ checkpoint. Under ``torchrun`` every process runs the job; rank 0 alone writes t
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +22,20 @@ from torch import nn
 from cnnkit.augment.spec import parse_augment
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.data.sources import canonical_source, data_root, load_dataset
-from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
+from cnnkit.data.sources import canonical_source, data_root, get_source, load_dataset
+from cnnkit.data.split import SPLIT_FILE, group_ids, split_record, write_split_file
 from cnnkit.devices import resolve_device
-from cnnkit.errors import ConfigError, DataError, RunError, TrainingError, TrainingInterrupted
+from cnnkit.errors import (
+    ConfigError,
+    DataError,
+    RunError,
+    TrainingError,
+    TrainingInterrupted,
+    did_you_mean,
+)
 from cnnkit.inference import loss_and_accuracy
-from cnnkit.models.spec import describe_model, rebuild_model, resolve_model
+from cnnkit.models.registry import get_model_entry
+from cnnkit.models.spec import describe_model, is_spec_path, rebuild_model, resolve_model
 from cnnkit.run import Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import (
     Callback,
@@ -43,8 +53,11 @@ from cnnkit.train.distributed import (
     launched_by_torchrun,
     shutdown_distributed,
 )
-from cnnkit.train.loop import fit
+from cnnkit.train.loop import fit, log_keys
+from cnnkit.train.losses import make_loss
+from cnnkit.train.optim import make_optimizer
 from cnnkit.train.precision import resolve_precision
+from cnnkit.train.schedules import Schedule
 
 
 @dataclass
@@ -143,6 +156,48 @@ class TrainConfig:
             )
         return cls(**values)
 
+    def validate(self) -> None:
+        """Check every setting that can be checked without the data, so that a mistake
+        fails in a moment, before data is loaded or a run directory is made: device,
+        precision, optimizer and its hyper-parameters, schedule, loss, augmentation,
+        callback options, model name, data source and run name.
+
+        Raises:
+            ConfigError, ModelError, RunError: the first setting found wrong.
+        """
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(
+                f"epochs and batch size must be positive, got {self.epochs} and {self.batch_size}"
+            )
+        device = resolve_device(self.device)
+        resolve_precision(self.precision, device)
+        make_optimizer(
+            self.optimizer,
+            [nn.Parameter(torch.zeros(1))],
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+        )
+        Schedule.parse(self.schedule)
+        make_loss(self.loss, label_smoothing=self.label_smoothing)
+        if self.augment:
+            parse_augment(self.augment)
+        for kind, options in (
+            (EarlyStopping, self.early_stopping),
+            (ReduceLROnPlateau, self.reduce_lr),
+        ):
+            if options is not None:
+                monitor = _make_callback(kind, options).monitor.name
+                _check_monitor(kind.__name__, monitor, may_have_val=self.val_size != 0)
+        if isinstance(self.model, str) and not is_spec_path(self.model):
+            get_model_entry(self.model)
+        get_source(self.data)
+        if self.group_by is not None:
+            group_ids([], self.group_by)  # a valid regular expression
+        if self.name is not None:
+            Run.check_new(self.runs_dir, self.name)
+
 
 @dataclass
 class TrainResult:
@@ -206,11 +261,47 @@ def _shared_run(config: TrainConfig, label: str, context: DistributedContext | N
     return run if run is not None else Run(path[0])
 
 
-def _make_callback(kind: type[Callback], options: dict[str, Any]) -> Callback:
-    try:
-        return kind(**options)
-    except TypeError as exc:
-        raise ConfigError(f"{kind.__name__} options {options}: {exc}") from None
+def _check_monitor(owner: str, name: str, *, may_have_val: bool) -> None:
+    """A value ``owner`` monitors must be one the training logs will hold."""
+    known = [key for key in log_keys(has_val=True) if key not in ("epoch", "time")]
+    if name not in known:
+        raise ConfigError(
+            f"{owner} cannot monitor {name!r}.{did_you_mean(name, known)} "
+            f"The training logs hold {', '.join(known)}"
+        )
+    if not may_have_val and name not in log_keys(has_val=False):
+        raise ConfigError(
+            f"{owner} monitors {name!r}, which needs validation data; --val-size 0 keeps "
+            "none (monitor loss or accuracy instead)"
+        )
+
+
+def _make_callback(kind: type[Callback], options: dict[str, Any]) -> Any:
+    """``kind(**options)``, each option checked against the signature first: an unknown
+    name gets a suggestion, a value of the wrong kind says which kind it needs."""
+    params = {
+        name: param.default
+        for name, param in inspect.signature(kind).parameters.items()
+        if param.default is not inspect.Parameter.empty
+    }
+    for key, value in options.items():
+        if key not in params:
+            raise ConfigError(
+                f"{kind.__name__} has no option {key!r}.{did_you_mean(key, params)} "
+                f"Its options: {', '.join(params)}"
+            )
+        default = params[key]
+        if isinstance(default, bool):
+            wrong, need = not isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            wrong, need = isinstance(value, bool) or not isinstance(value, int), "a whole number"
+        elif isinstance(default, float):
+            wrong, need = isinstance(value, bool) or not isinstance(value, int | float), "a number"
+        else:
+            wrong, need = not isinstance(value, str), "a name"
+        if wrong:
+            raise ConfigError(f"{kind.__name__} option {key}={value!r}: needs {need}")
+    return kind(**options)
 
 
 def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
@@ -318,7 +409,9 @@ def _train(
     resume: dict[str, Any] | None = None,
 ) -> TrainResult:
     started = time.time()
-    # checked before any work; the card records the resolved steps, not a file that may change
+    if run is None:  # a new job: every setting checked before data or a run directory
+        config.validate()
+    # the card records the resolved augmentation steps, not a file that may change
     augment = parse_augment(config.augment) if config.augment else None
     if augment is not None:
         config = dataclasses.replace(config, augment=augment.describe())
@@ -341,6 +434,7 @@ def _train(
         else:  # resuming: the model the run recorded (its weights come from the checkpoint)
             model, model_record = rebuild_model(run.card["model"]), run.card["model"]
         is_main = context is None or context.is_main
+        created = run is None
         if run is None:
             label = describe_model(config.model)
             if not isinstance(config.model, str):
@@ -398,6 +492,11 @@ def _train(
         except TrainingError as exc:
             if is_main:
                 run.update_card(status="failed", error=str(exc))
+            raise
+        except ConfigError:
+            # refused before the first epoch's checkpoint: a failed start leaves nothing behind
+            if created and is_main and not any((run.path / CHECKPOINTS).glob("*")):
+                shutil.rmtree(run.path)
             raise
         metrics: dict[str, dict[str, float]] = {}
         if is_main:

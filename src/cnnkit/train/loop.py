@@ -51,6 +51,18 @@ class History(list[Logs]):
         self.training = training
 
 
+def log_keys(*, has_val: bool) -> tuple[str, ...]:
+    """The keys of each epoch's logs (what callbacks may monitor)."""
+    return (
+        "epoch",
+        "loss",
+        "accuracy",
+        *(("val_loss", "val_accuracy") if has_val else ()),
+        "lr",
+        "time",
+    )
+
+
 def fit(
     model: nn.Module,
     *,
@@ -178,9 +190,7 @@ def fit(
         model=model,
         epochs=epochs,
         steps_per_epoch=steps,
-        log_keys=("epoch", "loss", "accuracy")
-        + (("val_loss", "val_accuracy") if val is not None else ())
-        + ("lr", "time"),
+        log_keys=log_keys(has_val=val is not None),
         optimizer=optimizer,
         is_main=distributed is None or distributed.is_main,
         summary={

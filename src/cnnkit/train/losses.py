@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, did_you_mean
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LOSSES = ("cross_entropy", "binary_cross_entropy", "mse")
@@ -74,4 +74,6 @@ def make_loss(name: str, *, label_smoothing: float = 0.0) -> LossFn:
             return F.mse_loss(logits.float().softmax(1), dense)
 
         return mse
-    raise ConfigError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    raise ConfigError(
+        f"unknown loss {name!r}.{did_you_mean(name, LOSSES)} Choose one of {', '.join(LOSSES)}"
+    )

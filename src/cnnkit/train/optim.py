@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, did_you_mean
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 
@@ -80,4 +80,7 @@ def make_optimizer(
         return torch.optim.RMSprop(
             params, lr=lr, alpha=0.9, momentum=momentum, weight_decay=weight_decay
         )
-    raise ConfigError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    raise ConfigError(
+        f"unknown optimizer {name!r}.{did_you_mean(name, OPTIMIZERS)} Choose one of "
+        f"{', '.join(OPTIMIZERS)}"
+    )

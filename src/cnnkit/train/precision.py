@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, did_you_mean
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -61,7 +61,10 @@ def resolve_precision(name: str, device: torch.device) -> Precision:
         ConfigError: unknown name, or a reduced precision the device cannot run.
     """
     if name not in PRECISIONS:
-        raise ConfigError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
+        raise ConfigError(
+            f"unknown precision {name!r}.{did_you_mean(name, PRECISIONS)} Choose one of "
+            f"{', '.join(PRECISIONS)}"
+        )
     device_type = device.type
     if name == "auto":
         if device_type == "cuda":

@@ -21,7 +21,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from cnnkit.errors import ConfigError
+from cnnkit.errors import ConfigError, did_you_mean
 
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 
@@ -49,7 +49,8 @@ class Schedule:
     def __post_init__(self) -> None:
         if self.name not in SCHEDULES:
             raise ConfigError(
-                f"unknown schedule {self.name!r}; choose one of {', '.join(SCHEDULES)}"
+                f"unknown schedule {self.name!r}.{did_you_mean(self.name, SCHEDULES)} "
+                f"Choose one of {', '.join(SCHEDULES)}"
             )
         if self.warmup < 0 or (self.every is not None and self.every < 1):
             raise ConfigError(
