@@ -195,6 +195,7 @@ def finetune_command(
         runs_dir=str(runs_dir),
         name=name,
     )
+    config.validate()  # a mistake fails now, before data is loaded or a run made
     out.print(
         f"fine-tuning [bold]{backbone}[/] on [bold]{data}[/]: freeze {freeze}"
         + (f", unfrozen after {unfreeze_after} epochs" if unfreeze_after else "")

@@ -27,7 +27,7 @@ from torch.utils.hooks import RemovableHandle
 
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.data.sources import canonical_source, data_root, load_dataset
+from cnnkit.data.sources import canonical_source, data_root, get_source, load_dataset
 from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, did_you_mean
@@ -278,6 +278,15 @@ class FinetuneConfig:
     runs_dir: str = "runs"
     name: str | None = None
 
+    def validate(self) -> None:
+        """Check the settings that can be checked before data is loaded or a run made.
+
+        Raises:
+            ConfigError, RunError: the first setting found wrong.
+        """
+        resolve_device(self.device)
+        _check(self)
+
 
 @dataclass
 class FinetuneResult:
@@ -289,7 +298,12 @@ class FinetuneResult:
 
 
 def _check(config: FinetuneConfig) -> FreezeSpec:
+    """Every setting that can be checked before data is loaded or a run directory made."""
     spec = parse_freeze(config.freeze)
+    make_optimizer(config.optimizer, [nn.Parameter(torch.zeros(1))], lr=config.lr)
+    get_source(config.data)
+    if config.name is not None:
+        Run.check_new(config.runs_dir, config.name)
     if config.unfreeze_after is not None:
         if spec.mode == "none":
             raise ConfigError("--unfreeze-after needs something frozen; use --freeze all or until")
@@ -304,8 +318,8 @@ def _check(config: FinetuneConfig) -> FreezeSpec:
 def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> FinetuneResult:
     """Fine-tune a backbone on a data source and save the result as a run directory."""
     started = time.time()
-    spec = _check(config)
     device = resolve_device(config.device)
+    spec = _check(config)
     sample = Sample(config.train_per_class, config.val_size, config.test_size, config.seed)
     full = load_dataset(
         config.data, data_dir=config.data_dir, val_size=sample.holdout, seed=config.seed
