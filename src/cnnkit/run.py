@@ -260,4 +260,5 @@ def _cpu_name() -> str:
 def default_run_name(model: str, data: str) -> str:
     """``<model>-<data>-<YYYYmmdd-HHMMSS>`` with characters a run name allows."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    data = data.rstrip("/")  # a folder given as photos/
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model}-{data}-{stamp}")

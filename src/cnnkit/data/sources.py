@@ -154,8 +154,19 @@ def _folder(spec: str) -> Source:
     )
 
 
+def source_spec(name: str) -> str:
+    """``name`` in the form the other functions here read: the path of an existing folder
+    (``photos/``) becomes ``folder:photos/``; a source's own name wins over a folder
+    called the same (write ``./mnist`` or ``folder:mnist`` for that folder)."""
+    if name in SOURCES or name.startswith(FOLDER_PREFIX):
+        return name
+    return f"{FOLDER_PREFIX}{name}" if Path(name).expanduser().is_dir() else name
+
+
 def get_source(name: str) -> Source:
-    """The source called ``name`` (or ``folder:PATH``); unknown names fail with a suggestion."""
+    """The source called ``name``, ``folder:PATH`` or the path of a folder; unknown names
+    fail with a suggestion."""
+    name = source_spec(name)
     if name.startswith(FOLDER_PREFIX):
         return _folder(name)
     try:
@@ -164,12 +175,13 @@ def get_source(name: str) -> Source:
         hint = did_you_mean(name, SOURCES)
         raise ConfigError(
             f"unknown data source {name!r}.{hint} Known: {', '.join(sorted(SOURCES))}, "
-            "or folder:PATH for a folder of your own images"
+            "or the path of a folder of your own images (folder:PATH?OPTIONS)"
         ) from None
 
 
 def canonical_source(name: str) -> str:
     """The source string to record in a run card: folder paths made absolute."""
+    name = source_spec(name)
     return get_source(name).name if name.startswith(FOLDER_PREFIX) else name
 
 
@@ -179,6 +191,7 @@ def inspection_source(name: str) -> str:
     For a folder: ``allow_empty=1`` and ``corrupt=skip``, so ``cnnkit data check`` can list
     empty classes and unreadable files that would stop training. Other names unchanged.
     """
+    name = source_spec(name)
     if not name.startswith(FOLDER_PREFIX):
         return name
     root, options = parse_folder_source(name)
@@ -192,6 +205,7 @@ def fit_rule(name: str) -> str:
     images of one size, decoded by the default rule of :mod:`cnnkit.data.images`. Prediction
     decodes new images by the rule the run's training data was read with.
     """
+    name = source_spec(name)
     if not name.startswith(FOLDER_PREFIX):
         return DEFAULT_FIT
     _, options = parse_folder_source(name)
@@ -200,6 +214,7 @@ def fit_rule(name: str) -> str:
 
 def data_root(name: str, data_dir: str | Path | None = None) -> Path | None:
     """The folder a folder source reads (sample ids are files under it); None otherwise."""
+    name = source_spec(name)
     if not name.startswith(FOLDER_PREFIX):
         return None
     root, _ = parse_folder_source(name)
