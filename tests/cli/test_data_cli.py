@@ -31,7 +31,10 @@ def test_datasets_lists_every_source_with_how_to_get_it() -> None:
 
 
 def test_check_prints_the_health_report_and_writes_json(planted_dir, tmp_path) -> None:
-    result = run("data", "check", f"folder:{planted_dir}", "--json", str(tmp_path / "r.json"))
+    result = run(
+        "data", "check", f"folder:{planted_dir}", "--json", str(tmp_path / "r.json"), ok=False
+    )
+    assert result.exit_code == 1  # the report has errors
     text = result.output
     assert "health report" in text and "3 error(s)" in text
     assert "[leak]" in text and "train:dog/01.png = test:dog/leak.png" in text

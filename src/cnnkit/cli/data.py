@@ -217,9 +217,15 @@ def check_command(
         "levels (0 = exact duplicates only).",
     ),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the report as JSON."),
-    strict: bool = typer.Option(False, "--strict", help="Exit with code 1 when errors are found."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Exit with code 1 on warnings too (errors always do)."
+    ),
 ) -> None:
-    """Health report: balance, unreadable/hidden/mismatched files, sizes, duplicates, leaks."""
+    """Health report: balance, unreadable/hidden/mismatched files, sizes, duplicates, leaks.
+
+    Exits with code 1 when the report has errors (with --strict: or warnings), so a script
+    or CI job can stop on them; 0 otherwise.
+    """
     import logging
 
     from cnnkit.atomic import write_json
@@ -235,7 +241,7 @@ def check_command(
     if json_path is not None:
         write_json(json_path, report.to_dict())
         out.print(f"report written to [bold]{json_path}[/]")
-    if strict and report.count("error"):
+    if report.count("error") or (strict and report.count("warning")):
         raise typer.Exit(1)
 
 
