@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnkit.atomic import atomic_open
 from cnnkit.errors import ConfigError, ModelError
-from cnnkit.evaluate.layers import conv_layers, find_layer
+from cnnkit.evaluate.layers import conv_layers, conv_module, find_layer
 from cnnkit.train.callbacks import Callback, Logs
 
 FILTERS_DIR = "filters"
@@ -41,7 +41,7 @@ def filter_weights(model: nn.Module, layer: str | None = None) -> tuple[str, np.
         name, module = convs[0]
     else:
         choice = find_layer(model, layer)
-        name, module = choice.name, choice.module
+        name, module = choice.name, conv_module(choice.module) or choice.module
     weight = getattr(module, "weight", None)
     if weight is None or weight.ndim < 3:
         raise ModelError(f"layer {name!r} has no convolution weights; choose a conv layer")

@@ -8,13 +8,13 @@ nothing about a model's class or attribute names is assumed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from cnnkit.errors import ModelError
+from cnnkit.errors import ModelError, did_you_mean
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -99,6 +99,43 @@ def execution_order(
     return calls
 
 
+def layer_path(name: str, paths: Iterable[str]) -> str | None:
+    """The module path ``name`` stands for: itself, or the one path ending in ``.name`` — a
+    layer's own name, as ``cnnkit summary`` prints it (``conv2d_1`` for
+    ``features.layers.conv2d_1``); None when neither exists (or the name is ambiguous).
+
+    Every command that takes a layer name (filters, featuremaps, gradcam, finetune's
+    ``--freeze until:LAYER``) reads it through this function.
+    """
+    paths = list(paths)
+    if name in paths:
+        return name
+    ends = [path for path in paths if path.endswith(f".{name}")]
+    return ends[0] if len(ends) == 1 else None
+
+
+def conv_module(module: nn.Module) -> nn.Module | None:
+    """``module`` if it is a convolution, else the one convolution inside it (a Keras-style
+    ``Conv2D`` layer holds its ``nn.Conv2d`` with its activation); None otherwise."""
+    if isinstance(module, CONV_TYPES):
+        return module
+    inner = conv_layers(module)
+    return inner[0][1] if len(inner) == 1 else None
+
+
+def conv_names(model: nn.Module) -> list[str]:
+    """The convolutions' names as ``cnnkit summary`` shows them (``conv2d_1``, the Keras
+    layer holding an ``nn.Conv2d``), or their module paths where no short name is unique."""
+    modules = dict(model.named_modules())
+    names = []
+    for path, module in conv_layers(model):
+        parent = path.rpartition(".")[0]
+        shown = parent if parent and conv_module(modules[parent]) is module else path
+        short = shown.rpartition(".")[2]
+        names.append(short if layer_path(short, modules) == shown else shown)
+    return names
+
+
 def find_layer(
     model: nn.Module, name: str | None = None, *, example: torch.Tensor | None = None
 ) -> LayerChoice:
@@ -119,15 +156,13 @@ def find_layer(
     """
     convs = conv_layers(model)
     modules = dict(model.named_modules())
-    if name is not None and name not in modules:
-        # a layer's own name (``conv2d_1``) stands for its path (``features.layers.conv2d_1``)
-        ends = [path for path in modules if path.endswith("." + name)]
-        name = ends[0] if len(ends) == 1 else name
+    if name is not None:
+        name = layer_path(name, modules) or name
     if name is not None and (name not in modules or not name):
-        names = ", ".join(n for n, _ in convs) or "none"
+        names = conv_names(model)
         raise ModelError(
-            f"the model has no layer {name!r}; its convolution layers are: {names} "
-            "(pass one of them with --layer)"
+            f"the model has no layer {name!r}.{did_you_mean(name, names)} Its convolution "
+            f"layers: {', '.join(names) or 'none'} (pass one of them with --layer)"
         )
     if name is None and not convs:
         raise ModelError(

@@ -31,6 +31,7 @@ from cnnkit.data.sources import canonical_source, data_root, get_source, load_da
 from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, did_you_mean
+from cnnkit.evaluate.layers import layer_path
 from cnnkit.models.adapter import AdaptedClassifier
 from cnnkit.models.classifier import Classifier
 from cnnkit.run import Run, describe_environment
@@ -105,15 +106,6 @@ def _keep_eval(module: nn.Module, args: Any) -> None:
     module.train(False)
 
 
-def _resolve_layer(layer: str, names: list[str]) -> str | None:
-    """``layer`` itself, or the one name ending in ``.layer`` (a backbone nested in a
-    fine-tuned run names its blocks ``backbone.blocks.3``); None when neither exists."""
-    if layer in names:
-        return layer
-    nested = [name for name in names if name.endswith(f".{layer}")]
-    return nested[0] if len(nested) == 1 else None
-
-
 def freeze(model: Classifier, spec: FreezeSpec) -> Frozen:
     """Freeze part of ``model``'s backbone in place (the head always stays trainable).
 
@@ -127,7 +119,8 @@ def freeze(model: Classifier, spec: FreezeSpec) -> Frozen:
     if spec.mode == "all":
         chosen = modules
     else:
-        layer = _resolve_layer(str(spec.layer), [name for name, _ in modules])
+        # a backbone nested in a fine-tuned run names its blocks backbone.blocks.3
+        layer = layer_path(str(spec.layer), [name for name, _ in modules])
         inside = [
             i
             for i, (name, _) in enumerate(modules)
