@@ -30,9 +30,9 @@ def compare_command(
     opened = [Run.open(path) for path in runs]
     summaries = [summarize_run(run) for run in opened]
     table = Table(box=None, title="runs compared", title_justify="left")
-    table.add_column("")
-    for summary in summaries:
-        table.add_column(str(summary["name"]), justify="right")
+    table.add_column("", overflow="fold")
+    for summary in summaries:  # run names fold rather than lose their distinguishing end
+        table.add_column(str(summary["name"]), justify="right", overflow="fold")
     for row in comparison_rows(summaries):
         table.add_row(*row)
     out.print(table)

@@ -125,13 +125,14 @@ class ModelSummary:
 
         title = f'Model: "{self.model}"  input {self.shape_text(self.input_shape)}'
         table = Table(title=title, title_justify="left", show_lines=False)
-        table.add_column("Layer (type)")
-        table.add_column("Output shape")
-        table.add_column("Param #", justify="right")
-        table.add_column("Counted as")
-        table.add_column("Receptive field", justify="right")
-        table.add_column("Mult-adds", justify="right")
-        table.add_column("Activations", justify="right")
+        # narrow terminals: numbers are never cut or wrapped, names and shapes fold
+        table.add_column("Layer (type)", overflow="fold")
+        table.add_column("Output shape", overflow="fold")
+        table.add_column("Param #", justify="right", no_wrap=True)
+        table.add_column("Counted as", overflow="fold")
+        table.add_column("Receptive\nfield", justify="right", no_wrap=True)
+        table.add_column("Mult-adds", justify="right", no_wrap=True)
+        table.add_column("Activations", justify="right", no_wrap=True)
         for layer in self.layers:
             table.add_row(
                 f"{layer.name} ({layer.type})",
