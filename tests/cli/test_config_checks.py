@@ -12,7 +12,7 @@ from PIL import Image
 
 from cnnkit.errors import ConfigError
 from cnnkit.options import parse_settings, parse_value
-from tests.cli.test_usage import in_process, installed
+from tests.cli.test_usage import in_process
 
 
 def noise_folder(root: Path, counts: dict[str, int], size: int = 12) -> Path:
@@ -108,18 +108,19 @@ def test_finetune_checks_its_settings_before_anything(tmp_path, capsys) -> None:
     assert not runs.exists()
 
 
-def test_the_readmes_reduce_lr_and_a_folder_path_train(tmp_path) -> None:
+def test_the_readmes_reduce_lr_and_a_folder_path_train(tmp_path, capsys) -> None:
     """The README's ``--reduce-lr factor=0.5,patience=10,min_delta=1e-4`` (a number with an
-    exponent) trains, on a folder given as a plain path, through the installed script."""
+    exponent) trains, on a folder given as a plain path."""
     photos = noise_folder(tmp_path / "photos", {"a": 15, "b": 15})
     runs = tmp_path / "runs"
-    result = installed(
-        "train", "--data", str(photos), "--epochs", "1", "--batch-size", "8", "--device", "cpu",
-        "--reduce-lr", "factor=0.5,patience=10,min_delta=1e-4", "--early-stopping",
-        "patience=3,restore_best_weights=true", "--runs-dir", str(runs), "--name", "r",
-        "--no-report",
+    code, _, err = in_process(
+        ["train", "--data", str(photos), "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+         "--reduce-lr", "factor=0.5,patience=10,min_delta=1e-4", "--early-stopping",
+         "patience=3,restore_best_weights=true", "--runs-dir", str(runs), "--name", "r",
+         "--no-report"],
+        capsys,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    assert code == 0, err
     card = json.loads((runs / "r" / "run.json").read_text())
     assert card["config"]["reduce_lr"] == {"factor": 0.5, "patience": 10, "min_delta": 1e-4}
     assert card["config"]["early_stopping"] == {"patience": 3, "restore_best_weights": True}

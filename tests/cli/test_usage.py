@@ -87,14 +87,14 @@ def test_usage_mistakes_are_one_line_and_exit_code_2(args, message, capsys) -> N
         (["train", "--optimizer", "adamax"], "unknown optimizer 'adamax'. Did you mean 'adam'?"),
         (["conv", "--op", "maxx"], "--op must be one of"),
         # the option language (key=value,...) of --reduce-lr / --early-stopping
-        (["train", "--reduce-lr", "factor=x"], "ReduceLROnPlateau option factor='x': needs a number"),
+        (["train", "--reduce-lr", "factor=x"], "option factor='x': needs a number"),
         (["train", "--reduce-lr", "factr=0.5"], "no option 'factr'. Did you mean 'factor'?"),
         (["train", "--early-stopping", "patience"], "'patience' must look like key=value"),
         (["evaluate", "/nonexistent/run"], "no such run directory"),
     ],
 )
 def test_cnnkit_own_errors_are_one_line_and_exit_code_1(args, message, capsys) -> None:
-    code, out, err = in_process(args, capsys)
+    code, _, err = in_process(args, capsys)
     assert code == 1
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert err.startswith("error: ") and message in err, err

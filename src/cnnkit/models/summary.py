@@ -124,7 +124,7 @@ class ModelSummary:
         from rich.table import Table
 
         title = f'Model: "{self.model}"  input {self.shape_text(self.input_shape)}'
-        table = Table(title=title, title_justify="left", show_lines=False)
+        table = Table(title=title, title_justify="left", show_lines=False, pad_edge=False)
         # narrow terminals: numbers are never cut or wrapped, names and shapes fold
         table.add_column("Layer (type)", overflow="fold")
         table.add_column("Output shape", overflow="fold")
