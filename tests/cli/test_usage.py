@@ -62,7 +62,7 @@ def test_usage_mistakes_through_the_installed_script(args, message) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["filters", "runs/x", "-o", "x.png"], r"No such option: -o"),
+        (["filters", "runs/x", "--output", "x.png"], r"No such option: --output"),
         (["data", "chek", "mnist"], r"No such command 'chek'\..*Did you mean 'check'"),
         (["gradcam", "runs/x"], r"Missing argument 'IMAGES'"),
         (["train", "--lr", "fast"], r"Invalid value for '--lr'"),

@@ -18,7 +18,10 @@ def featuremaps_command(
     ),
     max_maps: int = typer.Option(64, "--max-maps", min=1, help="Draw at most this many maps."),
     out_file: Path | None = typer.Option(
-        None, "--out", help="PNG to write (default: <run>/plots/featuremaps-<image>-<layer>.png)."
+        None,
+        "--out",
+        "-o",
+        help="PNG to write (default: <run>/plots/featuremaps-<image>-<layer>.png).",
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
 ) -> None:

@@ -15,7 +15,7 @@ def filters_command(
         None, "--layer", help="Convolution layer name (default: the first one)."
     ),
     out_file: Path | None = typer.Option(
-        None, "--out", help="PNG to write (default: <run>/plots/filters.png)."
+        None, "--out", "-o", help="PNG to write (default: <run>/plots/filters.png)."
     ),
 ) -> None:
     """Draw the filters of the first (or a chosen) convolution, each min-max scaled, in a grid.

@@ -32,7 +32,7 @@ def gradcam_command(
         None, "--class", help="Class to explain, by name or index (default: the prediction)."
     ),
     out_file: Path | None = typer.Option(
-        None, "--out", help="PNG to write (default: <run>/plots/gradcam-<first image>.png)."
+        None, "--out", "-o", help="PNG to write (default: <run>/plots/gradcam-<first image>.png)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
 ) -> None:

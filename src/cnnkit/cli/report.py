@@ -21,7 +21,7 @@ def report_command(
         None, "--data-dir", help="Read the data source's files from this folder."
     ),
     out_file: Path | None = typer.Option(
-        None, "--out", help="HTML file to write (default: <run>/report.html)."
+        None, "--out", "-o", help="HTML file to write (default: <run>/report.html)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
 ) -> None:
