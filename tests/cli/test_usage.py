@@ -44,7 +44,7 @@ def in_process(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int
     ("args", "message"),
     [
         (["trian"], r"No such command 'trian'\..*Did you mean 'train'"),
-        (["train", "--epoch", "1"], r"No such option: --epoch.*--epochs"),
+        (["train", "--epoch", "1"], r"No such option:? '?--epoch\b.*--epochs"),
         (["train", "--epochs", "ten"], r"Invalid value for '--epochs'"),
         (["evaluate"], r"Missing argument 'RUN'"),
     ],
@@ -62,14 +62,14 @@ def test_usage_mistakes_through_the_installed_script(args, message) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["filters", "runs/x", "--output", "x.png"], r"No such option: --output"),
+        (["filters", "runs/x", "--output", "x.png"], r"No such option:? '?--output\b"),
         (["data", "chek", "mnist"], r"No such command 'chek'\..*Did you mean 'check'"),
         (["gradcam", "runs/x"], r"Missing argument 'IMAGES'"),
         (["train", "--lr", "fast"], r"Invalid value for '--lr'"),
         (["train", "--epochs", "0"], r"Invalid value for '--epochs'"),  # below its minimum
         (["serve", "runs/x", "--port", "70000"], r"Invalid value for '--port'"),
         (["train", "--nesterov=yes"], r"--nesterov"),  # a flag given a value
-        (["--verbos"], r"No such option: --verbos"),
+        (["--verbos"], r"No such option:? '?--verbos\b"),
     ],
 )
 def test_usage_mistakes_are_one_line_and_exit_code_2(args, message, capsys) -> None:
@@ -132,7 +132,7 @@ def test_help_at_80_columns_is_whole(command, capsys, monkeypatch) -> None:
     assert text.startswith(f"Usage: cnnkit {' '.join(command)} ")
     assert all(len(line) <= 80 for line in text.splitlines())
     # nothing cut, no markup eaten, no typer-internal type names, no documents users lack
-    for bad in ("…", "<str>", "<int", "<path>", "<bool>", "list[", "{run}", "SPEC"):
+    for bad in ("…", "<str>", "<int", "<path>", "<bool>", "list[", "{run}", "SPEC", "\\[", "None"):
         assert bad not in text, (bad, text)
     assert not re.search(r"\w \.(\s|$)", text), text  # "Learning rate ." (markup eaten)
     usage = text.splitlines()[0]
