@@ -126,7 +126,10 @@ def _set_metavars(command: Any, typer_app: typer.Typer) -> None:
     ``FLOAT``, ``TEXT``, ``PATH``), whatever typer's version would print (``{run}``,
     ``<int range>``, ``INTEGER``): read from the command functions' own annotations."""
     for info in typer_app.registered_commands:
-        hints = typing.get_type_hints(info.callback)
+        try:
+            hints = typing.get_type_hints(info.callback)
+        except NameError:  # an annotation imported only for type checkers: typer's metavars
+            hints = {}
         for param in command.commands[info.name].params:
             argument = not param.opts[0].startswith("-")
             if param.metavar is None and param.name in hints:
@@ -145,8 +148,8 @@ def usage_error(exc: BaseException) -> str | None:
     missing argument, a value of the wrong type), or None when ``exc`` is not one.
 
     Recognised by what click-style usage errors carry (``exit_code`` 2 and
-    ``format_message()``), not by class: typer has shipped its own copy of click
-    (``typer._click``) since 0.2x, so ``click.UsageError`` no longer catches them.
+    ``format_message()``), not by class: typer 0.26 and later carry their own copy of
+    click (``typer._click``), whose errors ``click.UsageError`` does not catch.
     """
     format_message = getattr(exc, "format_message", None)
     if getattr(exc, "exit_code", None) != 2 or not callable(format_message):
