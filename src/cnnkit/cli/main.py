@@ -140,7 +140,8 @@ def _set_metavars(command: Any, typer_app: typer.Typer) -> None:
                     _argument_help, param, param.get_help_record
                 )
     for group in typer_app.registered_groups:
-        _set_metavars(command.commands[group.name], group.typer_instance)
+        if group.typer_instance is not None:
+            _set_metavars(command.commands[group.name], group.typer_instance)
 
 
 def usage_error(exc: BaseException) -> str | None:
