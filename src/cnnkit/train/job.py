@@ -179,8 +179,10 @@ class TrainConfig:
             nesterov=self.nesterov,
             weight_decay=self.weight_decay,
         )
-        Schedule.parse(self.schedule)
-        make_loss(self.loss, label_smoothing=self.label_smoothing)
+        if isinstance(self.schedule, str):
+            Schedule.parse(self.schedule)
+        if isinstance(self.loss, str):
+            make_loss(self.loss, label_smoothing=self.label_smoothing)
         if self.augment:
             parse_augment(self.augment)
         for kind, options in (
@@ -189,7 +191,9 @@ class TrainConfig:
         ):
             if options is not None:
                 monitor = _make_callback(kind, options).monitor.name
-                _check_monitor(kind.__name__, monitor, may_have_val=self.val_size != 0)
+                # --val-size 0 leaves no validation data, unless a folder has its own val/
+                may_have_val = self.val_size != 0 or data_root(self.data) is not None
+                _check_monitor(kind.__name__, monitor, may_have_val=may_have_val)
         if isinstance(self.model, str) and not is_spec_path(self.model):
             get_model_entry(self.model)
         get_source(self.data)
