@@ -68,7 +68,7 @@ def test_find_layer_finds_the_last_convolution_and_what_completes_it() -> None:
 
 
 def test_find_layer_errors_name_the_choices() -> None:
-    with pytest.raises(ModelError, match=r"no layer 'features\.9'.*are: 0, 4.*--layer"):
+    with pytest.raises(ModelError, match=r"no layer 'features\.9'.*layers: 0, 4.*--layer"):
         find_layer(small_cnn(), "features.9")
     with pytest.raises(ModelError, match="Sequential has no Conv1d/Conv2d/Conv3d layer"):
         find_layer(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
