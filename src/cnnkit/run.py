@@ -45,6 +45,29 @@ class Run:
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the run's name, status, model, data and metrics, as a table."""
+        from cnnkit.notebook import html_table
+
+        try:
+            card = self.card
+            metrics = self.read_json(METRICS) if (self.path / METRICS).is_file() else {}
+        except RunError as exc:
+            return html_table([("path", str(self.path)), ("problem", str(exc))], caption="Run")
+        model, data = card.get("model", {}), card.get("data", {})
+        rows = [
+            ("path", str(self.path)),
+            ("status", card.get("status", "?")),
+            ("model", f"{model.get('name', '?')} ({model.get('parameters', 0):,} parameters)"),
+            ("data", f"{data.get('source', '?')}, {len(data.get('classes', []))} classes"),
+        ]
+        rows += [
+            (f"{split} accuracy", f"{values['accuracy']:.2%} (loss {values['loss']:.4f})")
+            for split, values in metrics.items()
+            if isinstance(values, dict) and {"accuracy", "loss"} <= values.keys()
+        ]
+        return html_table(rows, caption=f"Run {card.get('name', self.path.name)}")
+
     @classmethod
     def create(cls, root: str | os.PathLike[str], name: str) -> Run:
         """Make a new, empty run directory ``root/name``; an existing one is never reused."""

@@ -87,7 +87,7 @@ def test_train_then_evaluate_print_the_same_accuracy(tiny_mnist_dir, tmp_path) -
         "--device",
         "cpu",
     ).stdout
-    assert "epoch 1/1" in trained and f"run saved to {tmp_path / 'cli'}" in trained.replace(
+    assert "Epoch 1/1" in trained and f"run saved to {tmp_path / 'cli'}" in trained.replace(
         "\n", ""
     )
     assert (tmp_path / "cli" / "report.html").is_file()  # cnnkit train writes the report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from tests.cli.test_cli import cnnkit
 
@@ -59,7 +60,10 @@ def test_train_options_reach_the_run_card(tiny_mnist_dir, tmp_path) -> None:
         "opts",
         "--no-report",
     ).stdout
-    assert "precision fp32" in out
+    # the set-up comes before training: device, precision, data sizes, parameters
+    setup = re.search(r"device cpu \(\d+ threads?\) · precision fp32 · data 1,000 train", out)
+    assert setup and setup.start() < out.index("Epoch 1/1  loss"), out
+    assert "200 val, 300 test" in out and "parameters" in out
     card = json.loads((tmp_path / "opts" / "run.json").read_text())
     config = card["config"]
     assert config["nesterov"] is True and config["schedule"] == "cosine:warmup=1"

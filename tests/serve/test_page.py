@@ -129,3 +129,26 @@ def test_upload_a_picture_and_see_the_predicted_class(demo, page, tmp_path) -> N
     page.wait_for_selector("#status.error")
     assert "not a readable image" in page.inner_text("#status")
     assert not page.is_visible("#verdict")
+
+
+def test_a_photo_of_a_dark_digit_on_paper_is_inverted_and_the_page_says_so(
+    demo, page, tmp_path
+) -> None:
+    from tests.serve.test_demo import photo_of
+
+    _, predictor = demo
+    digit = predictor.run.load_data("test").images[0, 0].numpy()
+    (expected,) = predictor.predict_images(torch.from_numpy(digit)[None, None], top_k=1)
+    page.click("#tab-upload")
+    with page.expect_response("**/api/predict**"):
+        page.set_input_files("#file", str(f.write(tmp_path / "paper.png", f.png(photo_of(digit)))))
+    page.wait_for_selector("#verdict:not([hidden])")
+    assert page.inner_text("#verdict-class") == expected.best.name
+    note = page.inner_text("#inverted")
+    assert "light background" in note and "inverted" in note
+    page.screenshot(path=str(tmp_path / "inverted.png"), full_page=True)
+    # a picture like the training ones: no note
+    with page.expect_response("**/api/predict**"):
+        page.set_input_files("#file", str(f.write(tmp_path / "mnist.png", f.png(digit))))
+    page.wait_for_selector("#verdict:not([hidden])")
+    page.wait_for_selector("#inverted", state="hidden")

@@ -182,6 +182,7 @@ def test_cli_ctrl_c_exits_non_zero_and_resume_finishes(tiny_mnist_dir, tmp_path)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr.decode()
     assert "cnnkit train --resume" in stderr.decode()
+    assert stderr.decode().count("interrupted") == 1  # one line says it, with what to do
     card = Run(tmp_path / "r").card
     assert card["status"] == "interrupted" and card["training"]["interrupted"] is True
     done = load_checkpoint(last)["position"]

@@ -39,12 +39,15 @@ def serve_command(
     Listens on 127.0.0.1 only, unless --host and --allow-remote say otherwise. Uploads are
     capped, decoded in memory by content (never by name or declared type) and never stored.
     """
+    import logging
+
     from rich.markup import escape
 
     from cnnkit.predict import Predictor
     from cnnkit.serve.app import ServeSettings, create_app
     from cnnkit.serve.server import bind_socket, check_bind, make_server, settings_for, url_of
 
+    logging.getLogger("cnnkit.serve.requests").setLevel(logging.INFO)  # one line per request
     check_bind(host, allow_remote=allow_remote)
     settings = settings_for(
         host,

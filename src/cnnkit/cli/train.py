@@ -249,15 +249,16 @@ def train_command(
             )
             result = run_training(config, callbacks=[ProgressBar(out)])
     except TrainingInterrupted as exc:
-        if exc.run_path:
-            err.print(
-                f"[yellow]interrupted; checkpoint saved. Continue with:[/] "
-                f"cnnkit train --resume {exc.run_path}"
-            )
-        raise
+        if not exc.run_path:
+            raise
+        # the one line about it (main's "interrupted" would repeat it): 130 = 128 + SIGINT
+        err.print(
+            f"[yellow]interrupted; checkpoint saved. Continue with:[/] "
+            f"cnnkit train --resume {exc.run_path}"
+        )
+        raise SystemExit(130) from None
     if not result.is_main:
         return
-    out.print(f"precision {result.training.get('precision')}", highlight=False)
     for split, metrics in result.metrics.items():
         out.print(
             f"{split} accuracy [bold green]{metrics['accuracy'] * 100:.2f}%[/]  "
@@ -273,5 +274,8 @@ def print_run_end(run: Run, *, report: bool, device: str) -> None:
     if report:
         from cnnkit.evaluate.report import write_report
 
-        path = write_report(run, device=device)
+        with out.status("writing the report") as status:
+            path = write_report(
+                run, device=device, on_stage=lambda text: status.update(f"report: {text}")
+            )
         out.print(f"report written to [bold]{path}[/]", highlight=False)

@@ -17,9 +17,11 @@ import torch
 from cnnkit.errors import DataError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Dataset:
     """Images, labels, class names and where they came from.
+
+    ``repr`` is one line (never the pixel values); a notebook shows a small table.
 
     Attributes:
         images: uint8 tensor ``(N, C, H, W)``, pixel values 0..255.
@@ -110,6 +112,27 @@ class Dataset:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def __repr__(self) -> str:
+        return (
+            f"<Dataset {self.source or '(no source)'}: {len(self):,} images "
+            f"{_shape_text(self)}, {self.num_classes} classes {_classes_text(self.classes)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        from cnnkit.notebook import html_table
+
+        counts = self.class_counts()
+        classes = ", ".join(f"{name} ({n:,})" for name, n in zip(self.classes, counts, strict=True))
+        return html_table(
+            [
+                ("source", self.source or "(none)"),
+                ("images", f"{len(self):,}"),
+                ("shape", _shape_text(self)),
+                ("classes", f"{self.num_classes}: {classes}"),
+            ],
+            caption="Dataset",
+        )
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """``(C, H, W)`` of one image."""
@@ -152,7 +175,7 @@ class Dataset:
         return digest.hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Splits:
     """The train / validation / test parts of one data source."""
 
@@ -164,3 +187,32 @@ class Splits:
         """``(name, dataset)`` for each split that is present, in train/val/test order."""
         parts = (("train", self.train), ("val", self.val), ("test", self.test))
         return [(name, ds) for name, ds in parts if ds is not None]
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{name} {len(ds):,}" for name, ds in self.items())
+        return (
+            f"<Splits {sizes}: {_shape_text(self.train)}, {self.train.num_classes} classes "
+            f"{_classes_text(self.train.classes)}>"
+        )
+
+    def _repr_html_(self) -> str:
+        from cnnkit.notebook import html_table
+
+        return html_table(
+            [(name, f"{len(ds):,}", ds.source) for name, ds in self.items()],
+            header=("split", "images", "source"),
+            caption=f"Splits: {_shape_text(self.train)}, {self.train.num_classes} classes "
+            f"{_classes_text(self.train.classes)}",
+            right=(1,),
+        )
+
+
+def _shape_text(dataset: Dataset) -> str:
+    """``1x28x28 uint8`` (C x H x W)."""
+    return "x".join(map(str, dataset.image_shape)) + " uint8"
+
+
+def _classes_text(classes: Sequence[str], shown: int = 6) -> str:
+    """``(0, 1, 2, ..., 9)``: the first few names and the last."""
+    names = list(classes) if len(classes) <= shown else [*classes[: shown - 2], "...", classes[-1]]
+    return "(" + ", ".join(names) + ")"

@@ -133,7 +133,7 @@ def picture_grid(
     Returns:
         A matplotlib Figure.
     """
-    from matplotlib.figure import Figure
+    from cnnkit.figure import InlineFigure
 
     n = len(pictures)
     columns = max(1, min(columns or _columns(n), n))
@@ -143,7 +143,7 @@ def picture_grid(
     caption_h = 0.16 * lines + 0.12  # inches above each picture for its caption
     top = caption_h + (0.3 if title else 0.05)  # the first row's captions, and the title
     height = rows * CELL_INCHES + (rows - 1) * caption_h + top + 0.1
-    figure = Figure(figsize=(columns * cell_w, height), dpi=DPI)
+    figure = InlineFigure(figsize=(columns * cell_w, height), dpi=DPI)
     figure.subplots_adjust(
         left=0.02,
         right=0.98,

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions.csv"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Evaluation:
     """One split of a run measured: the data, the predictions and the metrics.
 
@@ -45,6 +45,12 @@ class Evaluation:
     metrics: dict[str, Any]
     model: nn.Module
     device: torch.device
+
+    def __repr__(self) -> str:
+        return (
+            f"<Evaluation of {self.run.path.name} on {len(self.dataset):,} {self.split} samples: "
+            f"accuracy {self.metrics['accuracy']:.2%}, loss {self.metrics['loss']:.4f}>"
+        )
 
 
 def evaluate_split(

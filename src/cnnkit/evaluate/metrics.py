@@ -29,7 +29,7 @@ TOP_K = 5  # the top-k accuracy reported besides top-1 (ImageNet's custom)
 CONFUSED_PAIRS = 10  # most-confused (true, predicted) pairs kept
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Predictions:
     """A model's outputs on a dataset, in the dataset's order.
 
@@ -44,6 +44,9 @@ class Predictions:
     labels: torch.Tensor
     classes: tuple[str, ...]
     ids: tuple[str, ...] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"<Predictions: {len(self.labels):,} samples, {len(self.classes)} classes>"
 
     def __post_init__(self) -> None:
         n = int(self.labels.shape[0]) if self.labels.ndim == 1 else -1

@@ -36,10 +36,11 @@ VAL = "#d62728"
 
 
 def new_figure(width: float, height: float) -> Figure:
-    """An empty figure of ``width`` x ``height`` inches on the Agg canvas."""
-    from matplotlib.figure import Figure
+    """An empty figure of ``width`` x ``height`` inches on the Agg canvas (shown inline in
+    Jupyter, see :mod:`cnnkit.figure`)."""
+    from cnnkit.figure import InlineFigure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    return InlineFigure(figsize=(width, height), layout="constrained")
 
 
 def save_figure(figure: Figure, path: str | os.PathLike[str], *, dpi: int = DPI) -> Path:

@@ -13,7 +13,7 @@ import html
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,7 @@ def write_report(
     data_dir: str | None = None,
     device: str = "auto",
     out: str | os.PathLike[str] | None = None,
+    on_stage: Callable[[str], None] | None = None,
 ) -> Path:
     """Evaluate a run, draw its pictures and write its HTML report.
 
@@ -155,15 +156,21 @@ def write_report(
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
         out: the HTML file to write (default ``<run>/report.html``); ``metrics.json``,
             the predictions CSV and ``plots/`` go beside it.
+        on_stage: called with what is being done next (``evaluating the test split``,
+            ``drawing the plots``, ...), e.g. to show it on a status line.
 
     Returns:
         The report's path.
     """
+    stage = on_stage or (lambda text: None)
     run = run if isinstance(run, Run) else Run.open(run)
     target = Path(out) if out is not None else run.path / REPORT
+    stage(f"evaluating the model on the {split} split" if split else "evaluating the model")
     evaluation = evaluate_split(run, split=split, data=data, data_dir=data_dir, device=device)
     save_evaluation(evaluation, target.parent)
+    stage("drawing the plots")
     pictures = draw_pictures(evaluation, target.parent / PLOTS_DIR)
+    stage("writing the page")
     page = render_report(evaluation, pictures, history=read_history(run))
     with atomic_open(target, "w") as handle:
         handle.write(page)

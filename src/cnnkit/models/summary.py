@@ -15,6 +15,7 @@ parameters.
 
 from __future__ import annotations
 
+import html
 import io
 import math
 from collections.abc import Iterator, Sequence
@@ -30,6 +31,16 @@ from cnnkit.layers.model import Model
 
 LAYOUTS = ("nchw", "nhwc")
 GLOBAL = "all"  # receptive field of a cell that sees the whole input
+COLUMNS = (
+    "Layer (type)",
+    "Output shape",
+    "Param #",
+    "Counted as",
+    "Receptive\nfield",  # two lines: room for the names at 80 columns
+    "Mult-adds",
+    "Activations",
+)
+RIGHT_COLUMNS = (2, 4, 5, 6)  # right-aligned (numbers)
 
 _KERAS_NAMES = {
     nn.Linear: "Dense",
@@ -86,9 +97,12 @@ class LayerSummary:
     activation_bytes: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ModelSummary:
-    """The whole summary; ``print(summary)`` shows the table, :meth:`to_dict` the JSON."""
+    """The whole summary; ``print(summary)`` shows the table, :meth:`to_dict` the JSON.
+
+    A notebook cell ending in ``summary(model)`` shows the table as HTML; ``repr`` is one line.
+    """
 
     model: str
     input_shape: tuple[int, ...]
@@ -119,22 +133,13 @@ class ModelSummary:
             row["receptive_field"] = list(rf) if isinstance(rf, tuple) else rf
         return data
 
-    def to_table(self) -> Any:
-        """The table as a ``rich`` renderable (what ``cnnkit summary`` prints)."""
-        from rich.table import Table
+    def title(self) -> str:
+        return f'Model: "{self.model}"  input {self.shape_text(self.input_shape)}'
 
-        title = f'Model: "{self.model}"  input {self.shape_text(self.input_shape)}'
-        table = Table(title=title, title_justify="left", show_lines=False, pad_edge=False)
-        # narrow terminals: numbers are never cut or wrapped, names and shapes fold
-        table.add_column("Layer (type)", overflow="fold")
-        table.add_column("Output shape", overflow="fold")
-        table.add_column("Param #", justify="right", no_wrap=True)
-        table.add_column("Counted as", overflow="fold")
-        table.add_column("Receptive\nfield", justify="right", no_wrap=True)
-        table.add_column("Mult-adds", justify="right", no_wrap=True)
-        table.add_column("Activations", justify="right", no_wrap=True)
-        for layer in self.layers:
-            table.add_row(
+    def rows(self) -> list[tuple[str, ...]]:
+        """The table's cells as text, one tuple per layer, in :data:`COLUMNS` order."""
+        return [
+            (
                 f"{layer.name} ({layer.type})",
                 self.shape_text(layer.output_shape),
                 f"{layer.params:,}",
@@ -143,6 +148,22 @@ class ModelSummary:
                 f"{layer.mult_adds:,}" if layer.mult_adds else "",
                 _bytes(layer.activation_bytes),
             )
+            for layer in self.layers
+        ]
+
+    def to_table(self) -> Any:
+        """The table as a ``rich`` renderable (what ``cnnkit summary`` prints)."""
+        from rich.table import Table
+
+        table = Table(title=self.title(), title_justify="left", show_lines=False, pad_edge=False)
+        # narrow terminals: numbers are never cut or wrapped, names and shapes fold
+        for i, column in enumerate(COLUMNS):
+            if i in RIGHT_COLUMNS:
+                table.add_column(column, justify="right", no_wrap=True)
+            else:
+                table.add_column(column, overflow="fold")
+        for row in self.rows():
+            table.add_row(*row)
         return table
 
     def totals_text(self) -> str:
@@ -159,10 +180,27 @@ class ModelSummary:
     def __str__(self) -> str:
         from rich.console import Console
 
-        console = Console(width=160, color_system=None, record=True, file=io.StringIO())
+        # force_jupyter=False: in a notebook rich would also display what it renders here
+        console = Console(
+            width=160, color_system=None, record=True, file=io.StringIO(), force_jupyter=False
+        )
         console.print(self.to_table())
         console.print(self.totals_text())
         return console.export_text()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ModelSummary {self.model!r}: input {self.shape_text(self.input_shape)}, "
+            f"{len(self.layers)} layers, {self.total_params:,} parameters "
+            f"({self.trainable_params:,} trainable)>"
+        )
+
+    def _repr_html_(self) -> str:
+        from cnnkit.notebook import html_table
+
+        table = html_table(self.rows(), header=COLUMNS, caption=self.title(), right=RIGHT_COLUMNS)
+        totals = "<br>".join(html.escape(line) for line in self.totals_text().splitlines())
+        return f"{table}<p>{totals}</p>"
 
 
 def summary(

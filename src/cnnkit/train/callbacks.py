@@ -56,6 +56,14 @@ class TrainState:
             ``lr_reductions``, ``precision``, ``interrupted``, ...).
         snapshot: returns a resumable checkpoint of the training state at this moment;
             set by the loop.
+        setup: how the job runs, known before the first step (``device``, ``threads``,
+            ``precision``, ``train``/``val``/``test`` sample counts, ``parameters``, ...);
+            the progress callback prints it before training.
+        messages: the decisions callbacks announced, worded as Keras prints them
+            (``Epoch 12: early stopping``); see :meth:`announce`.
+        epoch_seen: samples trained on so far in the current epoch.
+        epoch_totals: the current epoch's running loss sum and correct count, as device
+            tensors the loop adds to in place (reading them waits for the device).
     """
 
     model: nn.Module
@@ -72,6 +80,15 @@ class TrainState:
     is_main: bool = True
     summary: dict[str, Any] = field(default_factory=dict)
     snapshot: Callable[[], dict[str, Any]] | None = None
+    setup: dict[str, Any] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    epoch_seen: int = 0
+    epoch_totals: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def announce(self, message: str) -> None:
+        """Record a decision for the progress output to print (and log it at debug level)."""
+        self.messages.append(message)
+        log.debug("%s", message)
 
 
 class Callback:
@@ -326,7 +343,13 @@ class EarlyStopping(Callback):
         self.state.summary["best_epoch"] = self.best_epoch
 
     def on_train_end(self) -> None:
+        stopped = self.state.summary.get("stopped_epoch")
+        if stopped is not None:
+            self.state.announce(f"Epoch {stopped}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
+            self.state.announce(
+                f"Restoring model weights from the end of the best epoch: {self.best_epoch}."
+            )
             self.state.model.load_state_dict(self.best_weights)
             self.state.summary["restored_best_weights"] = True
 
@@ -401,7 +424,9 @@ class ReduceLROnPlateau(Callback):
         self.state.lr_scale *= new_lr / lr
         self.reductions.append(epoch + 1)
         self.cooldown_left, self.wait = self.cooldown, 0
-        log.info("epoch %d: learning rate reduced to %.3g", epoch + 1, new_lr)
+        self.state.announce(
+            f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr:.6g}."
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -505,24 +530,95 @@ def format_logs(logs: Logs) -> str:
     return "  ".join(parts)
 
 
-class ProgressBar(Callback):
-    """A rich progress bar over each epoch's batches and one summary line per epoch.
+def setup_text(setup: dict[str, Any]) -> str:
+    """One line of a job's set-up (:attr:`TrainState.setup`), e.g. ``device cpu (2 threads) ·
+    precision fp32 · data 55,000 train, 5,000 val, 10,000 test · 61,706 parameters · ...``."""
+    parts = []
+    if "device" in setup:
+        threads = setup.get("threads")
+        plural = "s" if threads != 1 else ""
+        parts.append(
+            f"device {setup['device']}" + (f" ({threads} thread{plural})" if threads else "")
+        )
+    if "world_size" in setup and setup["world_size"] > 1:
+        parts.append(f"{setup['world_size']} processes")
+    if "precision" in setup:
+        parts.append(f"precision {setup['precision']}")
+    sizes = [f"{setup[k]:,} {k}" for k in ("train", "val", "test") if setup.get(k) is not None]
+    if sizes:
+        parts.append("data " + ", ".join(sizes))
+    if "parameters" in setup:
+        parts.append(f"{setup['parameters']:,} parameters")
+    if "steps_per_epoch" in setup:
+        parts.append(f"{setup['steps_per_epoch']:,} steps of {setup['batch_size']} per epoch")
+    return " · ".join(parts)
 
-    When the console is not a terminal only the per-epoch lines are printed.
+
+class ProgressBar(Callback):
+    """What Keras prints during ``fit``: a live bar per epoch, one line per epoch, decisions.
+
+    Before training it prints the job's set-up (:func:`setup_text`); after each epoch, the
+    epoch's logs and then the decisions callbacks announced (``Epoch 12: ReduceLROnPlateau
+    reducing learning rate to 0.0005.``). Everything goes through ``console``, so nothing
+    else printed through it lands on the bar's line. In Jupyter the bar is an HTML display
+    that is updated in place.
+
+    Args:
+        console: a rich ``Console`` (default: a new one on stdout, which finds Jupyter).
+        verbose: ``1`` a live bar over each epoch's batches (running loss, accuracy,
+            samples/s, elapsed and remaining time) where the console is a terminal or a
+            notebook, else one line per epoch; ``2`` one line per epoch; ``0`` silent.
     """
 
-    def __init__(self, console: Any = None) -> None:
+    order = 50  # after the callbacks that decide, so their messages follow the epoch's line
+    REFRESH_SECONDS = 0.5  # running loss and accuracy are read (a device sync) this often
+
+    def __init__(self, console: Any = None, *, verbose: int = 1) -> None:
         from rich.console import Console
 
+        if verbose not in (0, 1, 2):
+            raise ConfigError(
+                "verbose must be 0 (silent), 1 (progress bar) or 2 (one line per epoch), "
+                f"got {verbose!r}"
+            )
         self.console = console or Console()
-        self._progress: Any = None
+        self.verbose = verbose
+        self._bar: Any = None  # a rich Progress while an epoch runs in a terminal
         self._task: Any = None
-        self._started = 0.0
+        self._notebook: Any = None  # a NotebookDisplay in Jupyter
+        self._finished: list[str] = []  # the notebook's lines of finished epochs
+        self._said = 0  # how many of state.messages have been printed
+        self._started = 0.0  # perf_counter at the epoch's start
+        self._first: tuple[float, int] | None = None  # (time, samples) after the first batch
+        self._last = 0.0  # perf_counter after the epoch's last batch
+        self._refreshed = 0.0
+        self._running = ""
+        self._borrowed: list[tuple[Any, Any]] = []  # (log handler, its own console)
+
+    def on_train_begin(self) -> None:
+        self._said = len(self.state.messages)
+        if not self.verbose or not self.state.is_main:
+            return
+        if self.state.setup:
+            self._print(setup_text(self.state.setup))
+        if self.verbose == 1 and self.console.is_jupyter:
+            from cnnkit.notebook import NotebookDisplay
+
+            self._notebook, self._finished = NotebookDisplay(), []
 
     def on_epoch_begin(self, epoch: int) -> None:
-        self._started = time.perf_counter()
-        if not self.console.is_terminal or not self.state.is_main:
+        self._started = self._last = time.perf_counter()
+        self._first, self._refreshed, self._running = None, 0.0, ""
+        if self.verbose != 1 or not self.state.is_main:
             return
+        if self._notebook is not None:
+            self._show_notebook(epoch, 0, force=True)
+        elif self.console.is_terminal:
+            self._start_bar(epoch)
+
+    def _start_bar(self, epoch: int) -> None:
+        """Two lines that fit 80 columns: the bar with labelled times, then the running
+        metrics (``loss 0.3456  accuracy 91.20%  4,321 samples/s``)."""
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -531,37 +627,132 @@ class ProgressBar(Callback):
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
+        from rich.text import Text
 
-        self._progress = Progress(
-            TextColumn(f"epoch {epoch + 1}/{self.state.epochs}"),
-            BarColumn(),
+        class TwoLines(Progress):
+            def get_renderables(self) -> Any:
+                yield self.make_tasks_table(self.tasks)
+                for task in self.tasks:
+                    yield Text("  " + task.fields.get("running", ""))
+
+        self._bar = TwoLines(
+            TextColumn(f"Epoch {epoch + 1}/{self.state.epochs}"),
+            BarColumn(bar_width=24),
             MofNCompleteColumn(),
+            TextColumn("elapsed"),
             TimeElapsedColumn(),
+            TextColumn("left"),
             TimeRemainingColumn(),
             console=self.console,
             transient=True,
         )
-        self._progress.start()
-        self._task = self._progress.add_task("train", total=self.state.steps_per_epoch)
+        self._bar.start()
+        self._borrow_log_handlers()
+        self._task = self._bar.add_task("train", total=self.state.steps_per_epoch, running="")
 
     def on_train_batch_end(self, batch: int) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=batch + 1)
+        now = time.perf_counter()
+        self._last = now
+        if self._first is None:
+            self._first = (now, self.state.epoch_seen)
+        if self._bar is None and self._notebook is None:
+            return
+        last = batch + 1 == self.state.steps_per_epoch
+        if last or now - self._refreshed >= self.REFRESH_SECONDS:
+            self._refreshed = now
+            self._running = self._running_text(now)
+        if self._bar is not None:
+            self._bar.update(self._task, completed=batch + 1, running=self._running)
+        else:
+            self._show_notebook(self.state.epoch, batch + 1, force=last)
+
+    def _running_text(self, now: float) -> str:
+        """``loss 0.3456  accuracy 91.20%  4,321 samples/s`` so far in this epoch."""
+        seen, totals = self.state.epoch_seen, self.state.epoch_totals
+        parts = []
+        if totals is not None and seen:
+            loss_sum, correct = totals
+            parts += [f"loss {float(loss_sum) / seen:.4f}", f"accuracy {int(correct) / seen:.2%}"]
+        rate = self._rate(now)
+        if rate is not None:
+            parts.append(f"{rate:,.0f} samples/s")
+        return "  ".join(parts)
+
+    def _rate(self, now: float) -> float | None:
+        """Training samples per second since the epoch's first batch (which warms up)."""
+        if self._first is None or now <= self._first[0]:
+            return None
+        return (self.state.epoch_seen - self._first[1]) / (now - self._first[0])
+
+    def _show_notebook(self, epoch: int, done: int, *, force: bool) -> None:
+        from cnnkit.notebook import progress_html
+
+        elapsed = time.perf_counter() - self._started
+        timing = f"elapsed {elapsed:.0f}s"
+        if done:
+            left = elapsed / done * (self.state.steps_per_epoch - done)
+            timing += f"  left {left:.0f}s"
+        line = progress_html(
+            f"Epoch {epoch + 1}/{self.state.epochs}",
+            done,
+            self.state.steps_per_epoch,
+            f"{self._running}  {timing}".strip(),
+        )
+        self._notebook.update("".join([*self._finished, line]), force=force)
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         self._stop()
-        if self.state.is_main:
-            self.console.print(
-                f"epoch {epoch + 1}/{self.state.epochs}  {format_logs(logs)}", soft_wrap=True
-            )
+        if not self.verbose or not self.state.is_main:
+            return
+        text = format_logs(logs)
+        rate = self._rate(self._last)
+        if rate is not None:
+            text += f"  {rate:,.0f} samples/s"
+        if self._notebook is not None:
+            from cnnkit.notebook import progress_html
+
+            steps = self.state.steps_per_epoch
+            label = f"Epoch {epoch + 1}/{self.state.epochs}"
+            self._finished.append(progress_html(label, steps, steps, text))
+            self._notebook.update("".join(self._finished), force=True)
+        else:
+            self._print(f"Epoch {epoch + 1}/{self.state.epochs}  {text}")
+        self._print_messages()
 
     def on_train_end(self) -> None:
         self._stop()
+        if self.verbose and self.state.is_main:
+            self._print_messages()
 
     def on_interrupt(self) -> None:
         self._stop()
 
+    def _print_messages(self) -> None:
+        for message in self.state.messages[self._said :]:
+            self._print(message)
+        self._said = len(self.state.messages)
+
+    def _print(self, line: str) -> None:
+        """A line through the console: wrapped at spaces in a terminal, whole in a log file."""
+        self.console.print(
+            line, soft_wrap=not self.console.is_terminal, highlight=False, markup=False
+        )
+
     def _stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+            for handler, console in self._borrowed:
+                handler.console = console
+            self._borrowed = []
+
+    def _borrow_log_handlers(self) -> None:
+        """While the bar is live, rich log handlers print through its console: a warning
+        (Ctrl-C's, say) then lands above the bar instead of on its line (another console
+        would write past rich's redirection, straight to the terminal)."""
+        from rich.logging import RichHandler
+
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, RichHandler) and handler.console is not self.console:
+                self._borrowed.append((handler, handler.console))
+                handler.console = self.console

@@ -334,9 +334,15 @@ def _callbacks(config: TrainConfig, run: Run, has_val: bool, is_main: bool) -> l
     return callbacks
 
 
-def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """Run one training job and return its run directory, history and final metrics."""
-    return _train(config, callbacks=callbacks)
+def run_training(
+    config: TrainConfig, *, callbacks: Sequence[Callback] = (), verbose: int = 1
+) -> TrainResult:
+    """Run one training job and return its run directory, history and final metrics.
+
+    ``verbose`` is :func:`~cnnkit.train.loop.fit`'s: 1 a progress bar (terminal or notebook),
+    2 one line per epoch, 0 silent; a ``ProgressBar`` in ``callbacks`` takes its place.
+    """
+    return _train(config, callbacks=callbacks, verbose=verbose)
 
 
 def resume_training(
@@ -345,6 +351,7 @@ def resume_training(
     epochs: int | None = None,
     device: str | None = None,
     callbacks: Sequence[Callback] = (),
+    verbose: int = 1,
 ) -> TrainResult:
     """Continue the run at ``run_path`` from ``checkpoints/last.pt`` with its recorded config.
 
@@ -356,6 +363,8 @@ def resume_training(
         run_path: the run directory ``cnnkit train`` printed.
         epochs: total epochs to reach (default: the run's recorded number).
         device: train on this device instead of the recorded one.
+        callbacks: more callbacks, as for :func:`run_training`.
+        verbose: as for :func:`run_training`.
 
     Raises:
         RunError: not a run, no checkpoint, or the data changed since.
@@ -370,7 +379,7 @@ def resume_training(
     if device is not None:
         config.device = device
     checkpoint = load_checkpoint(run.path / CHECKPOINTS / LAST)
-    return _train(config, callbacks=callbacks, run=run, resume=checkpoint)
+    return _train(config, callbacks=callbacks, run=run, resume=checkpoint, verbose=verbose)
 
 
 def _load_splits(config: TrainConfig, run: Run | None) -> Splits:
@@ -411,6 +420,7 @@ def _train(
     callbacks: Sequence[Callback],
     run: Run | None = None,
     resume: dict[str, Any] | None = None,
+    verbose: int = 1,
 ) -> TrainResult:
     started = time.time()
     if run is None:  # a new job: every setting checked before data or a run directory
@@ -487,6 +497,8 @@ def _train(
                 seed=config.seed,
                 resume=resume,
                 distributed=context,
+                verbose=verbose,
+                setup={"test": len(splits.test) if splits.test is not None else None},
             )
         except TrainingInterrupted as exc:
             if is_main:

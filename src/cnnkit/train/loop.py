@@ -27,7 +27,7 @@ from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, RunError, TrainingInterrupted
 from cnnkit.inference import predict_logits
 from cnnkit.train.batches import BatchSource, TensorBatches, epoch_generator, steps_per_epoch
-from cnnkit.train.callbacks import Callback, CallbackList, Logs, TrainState
+from cnnkit.train.callbacks import Callback, CallbackList, Logs, ProgressBar, TrainState
 from cnnkit.train.checkpoint import FORMAT
 from cnnkit.train.distributed import DistributedContext
 from cnnkit.train.losses import LossFn, make_loss
@@ -88,6 +88,8 @@ def fit(
     seed: int = 0,
     resume: dict[str, Any] | None = None,
     distributed: DistributedContext | None = None,
+    verbose: int = 1,
+    setup: dict[str, Any] | None = None,
 ) -> History:
     """Train ``model`` on ``train``, validating on ``val`` after each epoch.
 
@@ -126,6 +128,12 @@ def fit(
         seed: seeds the per-epoch shuffling and augmentation.
         resume: a snapshot from ``checkpoints/last.pt``: continue exactly from there.
         distributed: this process's DDP context, when started by torchrun.
+        verbose: what to print, as Keras's ``fit`` does: ``1`` the set-up, a live progress
+            bar per epoch (in a terminal or a Jupyter notebook) and one line per epoch;
+            ``2`` the set-up and one line per epoch; ``0`` nothing. Ignored when
+            ``callbacks`` hold a :class:`~cnnkit.train.callbacks.ProgressBar` of their own.
+        setup: more facts for the set-up line printed before training (e.g. ``{"test":
+            10000}``); ``fit`` adds device, threads, precision, sample counts, parameters.
 
     Returns:
         A :class:`History`: one logs dict per epoch with ``epoch``, ``loss``,
@@ -140,6 +148,8 @@ def fit(
     # 1. Check the arguments and settle device, precision and the batch source.
     if epochs < 1 or batch_size < 1:
         raise ConfigError(f"epochs and batch size must be positive, got {epochs} and {batch_size}")
+    if verbose not in (0, 1, 2):
+        raise ConfigError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     device = torch.device(device)
     amp = resolve_precision(precision, device)
     source = TensorBatches(train, device) if isinstance(train, Dataset) else train
@@ -205,6 +215,20 @@ def fit(
             "world_size": shards,
         },
     )
+    state.setup = {
+        "device": str(device),
+        "threads": torch.get_num_threads() if device.type == "cpu" else None,
+        "world_size": shards,
+        "precision": amp.name,
+        "train": source.num_samples,
+        "val": len(val) if val is not None else None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "steps_per_epoch": steps,
+        "batch_size": batch_size,
+        **(setup or {}),
+    }
+    if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
+        callbacks = [*callbacks, ProgressBar(verbose=verbose)]
     hooks = CallbackList(callbacks)
     hooks.set_state(state)
     resume_at: dict[str, Any] = {"epoch": 0, "batch": 0, "partial": None}
@@ -267,6 +291,7 @@ def fit(
                     seen, elapsed = int(partial["seen"]), float(partial["time"])
                     augment_rng.set_state(partial["augment_rng"])
                 started = time.perf_counter() - elapsed
+                state.epoch_seen, state.epoch_totals = seen, (loss_sum, correct)
                 batches = source.batches(
                     epoch=epoch,
                     batch_size=batch_size,
@@ -303,6 +328,7 @@ def fit(
                     loss_sum += batch_loss.detach() * len(labels)
                     correct += (logits.detach().argmax(1) == labels).sum()
                     seen += len(labels)
+                    state.epoch_seen = seen
                     state.step += 1
                     state.batch_loss = batch_loss.detach()
                     hooks.on_train_batch_end(batch)

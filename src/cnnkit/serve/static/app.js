@@ -265,7 +265,15 @@ function showResult(answer) {
   bars.replaceChildren();
   $("verdict").hidden = !answer;
   $("pictures").hidden = !answer;
+  $("inverted").hidden = !(answer && answer.inverted);
   if (!answer) return;
+  if (answer.inverted) {
+    const training = info.canvas.ink === "light" ? "light digits on a dark" : "dark digits on a light";
+    $("inverted").textContent =
+      "Your picture has a " + (info.canvas.ink === "light" ? "light" : "dark") +
+      " background; the model was trained on " + training +
+      " background, so it was inverted first (see what the model saw).";
+  }
   $("verdict-class").textContent = answer.predicted.class;
   $("verdict-prob").textContent = percent(answer.predicted.probability);
   for (const score of answer.top) {
