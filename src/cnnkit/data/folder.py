@@ -459,7 +459,8 @@ def list_files(folder: str | os.PathLike[str]) -> list[Path]:
 
     Hidden entries (see :func:`is_hidden`) are left out; a link to a folder is followed only
     when it stays inside ``folder`` (so loops and links out are not followed); links to files
-    are followed. ``cnnkit predict`` lists the files of a folder this way, as training reads a class folder.
+    are followed. ``cnnkit predict`` lists the files of a folder this way, as training reads
+    a class folder.
     """
     return _image_files(Path(folder), Path(folder), None)
 
