@@ -25,7 +25,7 @@ from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, DataError, RunError, TrainingError, TrainingInterrupted
 from cnnkit.inference import loss_and_accuracy
-from cnnkit.models.spec import describe_model, rebuild_model, resolve_model
+from cnnkit.models.spec import describe_model, resolve_model
 from cnnkit.run import Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import (
     Callback,
@@ -339,7 +339,7 @@ def _train(
                 options=config.model_options,
             )
         else:  # resuming: the model the run recorded (its weights come from the checkpoint)
-            model, model_record = rebuild_model(run.card["model"]), run.card["model"]
+            model, model_record = run.new_model(), run.card["model"]
         is_main = context is None or context.is_main
         if run is None:
             label = describe_model(config.model)
