@@ -9,6 +9,7 @@ checkpoint. Under ``torchrun`` every process runs the job; rank 0 alone writes t
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,8 @@ from cnnkit.train.distributed import (
 )
 from cnnkit.train.loop import fit
 from cnnkit.train.precision import resolve_precision
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -249,32 +252,58 @@ def resume_training(
     *,
     epochs: int | None = None,
     device: str | None = None,
+    batch_size: int | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Continue the run at ``run_path`` from ``checkpoints/last.pt`` with its recorded config.
 
     On a CPU, k epochs + resume + (n - k) epochs gives the same weights, bit for bit, as n
     epochs straight: the checkpoint holds the optimizer, callbacks, random generators and
-    the position inside the epoch.
+    the position inside the epoch. A run stopped after its last epoch (Ctrl-C while saving)
+    is finished from its checkpoint; a run stopped before its first checkpoint starts over.
 
     Args:
         run_path: the run directory ``cnnkit train`` printed.
         epochs: total epochs to reach (default: the run's recorded number).
         device: train on this device instead of the recorded one.
+        batch_size: continue with this batch size (after running out of memory); only
+            from a checkpoint at the end of an epoch.
 
     Raises:
-        RunError: not a run, no checkpoint, or the data changed since.
+        RunError: not a run, a damaged checkpoint, or the data changed since.
+        ConfigError: the run is finished, or ``batch_size`` is given mid-epoch.
     """
     run = Run.open(run_path)
-    recorded = run.card.get("config")
-    if not isinstance(recorded, dict):
+    card = run.card
+    recorded = card.get("config")
+    if recorded is None:
         raise RunError(f"{run.path / 'run.json'}: has no config section to resume from")
     config = TrainConfig.from_dict(recorded)
     if epochs is not None:
         config.epochs = epochs
     if device is not None:
         config.device = device
-    checkpoint = load_checkpoint(run.path / CHECKPOINTS / LAST)
+    last = run.path / CHECKPOINTS / LAST
+    checkpoint = load_checkpoint(last) if last.is_file() else None
+    position = checkpoint.get("position") if checkpoint is not None else None
+    done = isinstance(position, dict) and isinstance(position.get("epoch"), int)
+    if done and card.get("status") == "finished" and position["epoch"] >= config.epochs:
+        raise ConfigError(
+            f"{run.path} is finished: it has already trained {position['epoch']} of "
+            f"{config.epochs} "
+            "epochs; ask for more epochs (--epochs) to continue"
+        )
+    if batch_size is not None:
+        if isinstance(position, dict) and position.get("batch"):
+            raise ConfigError(
+                f"{last} stops inside an epoch; --batch-size can change only at the end of one "
+                "(resume without it)"
+            )
+        config.batch_size = batch_size
+    if checkpoint is None:
+        if card.get("status") == "finished":
+            raise RunError(f"{last}: no checkpoint there, and {run.path} is finished")
+        log.warning("%s has no checkpoint yet: training it from the start", run.path)
     return _train(config, callbacks=callbacks, run=run, resume=checkpoint)
 
 
@@ -364,6 +393,7 @@ def _train(
         elif is_main:
             run.update_card(status="training", config=dataclasses.asdict(config))
         job_callbacks = _callbacks(config, run, splits.val is not None, is_main)
+        history = None
         try:
             history = fit(
                 model,
@@ -390,24 +420,43 @@ def _train(
                 resume=resume,
                 distributed=context,
             )
+            metrics: dict[str, dict[str, float]] = {}
+            if is_main:
+                run.save_weights(model)
+                metrics = {
+                    name: loss_and_accuracy(model, ds, preprocessing=preprocessing, device=device)
+                    for name, ds in splits.items()
+                    if name != "train"
+                }
+                run.finish(metrics, history=history, started=started, training=history.training)
         except TrainingInterrupted as exc:
             if is_main:
                 run.update_card(status="interrupted", training=exc.training)
             exc.run_path = str(run.path)
             raise
+        except KeyboardInterrupt as exc:  # Ctrl-C outside the loop: saving, evaluating
+            if is_main:
+                run.update_card(status="interrupted")
+            stopped = TrainingInterrupted(
+                list(history or []), dict(history.training) if history is not None else {}
+            )
+            stopped.run_path = str(run.path)
+            raise stopped from exc
         except TrainingError as exc:
             if is_main:
                 run.update_card(status="failed", error=str(exc))
             raise
-        metrics: dict[str, dict[str, float]] = {}
-        if is_main:
-            run.save_weights(model)
-            metrics = {
-                name: loss_and_accuracy(model, ds, preprocessing=preprocessing, device=device)
-                for name, ds in splits.items()
-                if name != "train"
-            }
-            run.finish(metrics, history=history, started=started, training=history.training)
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            message = (
+                f"out of memory on {device} training with batch size {config.batch_size}; "
+                "the last checkpoint is kept. Continue with a smaller batch: cnnkit train "
+                f"--resume {run.path} --batch-size {max(1, config.batch_size // 2)}"
+            )
+            if is_main:
+                run.update_card(status="failed", error=message)
+            raise TrainingError(message) from exc
         if context is not None:
             context.barrier()
         return TrainResult(
@@ -420,6 +469,13 @@ def _train(
     finally:
         if context is not None:
             shutdown_distributed()
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says memory ran out (a GPU's, or the CPU allocator's)."""
+    return isinstance(exc, torch.OutOfMemoryError | MemoryError) or (
+        "can't allocate memory" in str(exc)
+    )
 
 
 def _write_card(
