@@ -24,7 +24,14 @@ from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import canonical_source, data_root, load_dataset
 from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
-from cnnkit.errors import ConfigError, DataError, RunError, TrainingError, TrainingInterrupted
+from cnnkit.errors import (
+    CnnkitError,
+    ConfigError,
+    DataError,
+    RunError,
+    TrainingError,
+    TrainingInterrupted,
+)
 from cnnkit.inference import loss_and_accuracy
 from cnnkit.models.spec import describe_model, resolve_model
 from cnnkit.run import Run, default_run_name, describe_environment
@@ -370,6 +377,7 @@ def _train(
         else:  # resuming: the model the run recorded (its weights come from the checkpoint)
             model, model_record = run.new_model(), run.card["model"]
         is_main = context is None or context.is_main
+        before: dict[str, Any] | None = None
         if run is None:
             label = describe_model(config.model)
             if not isinstance(config.model, str):
@@ -391,6 +399,7 @@ def _train(
                     training={"precision": resolve_precision(config.precision, device).name}
                 )
         elif is_main:
+            before = run.card  # put back if the checkpoint turns out not to fit
             run.update_card(status="training", config=dataclasses.asdict(config))
         job_callbacks = _callbacks(config, run, splits.val is not None, is_main)
         history = None
@@ -444,6 +453,12 @@ def _train(
             raise stopped from exc
         except TrainingError as exc:
             if is_main:
+                run.update_card(status="failed", error=str(exc))
+            raise
+        except CnnkitError as exc:  # e.g. a checkpoint that does not fit: nothing trained
+            if is_main and before is not None and history is None:
+                run.write_json("run.json", before)
+            elif is_main:
                 run.update_card(status="failed", error=str(exc))
             raise
         except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
