@@ -86,7 +86,7 @@ def test_a_damaged_checkpoint_is_one_clear_error_and_changes_nothing(
     damage(snap)
     torch.save(snap, last)
     before = snapshot(run)
-    code, out, err = cli(monkeypatch, capsys, "train", "--resume", str(run), "--epochs", "2")
+    code, _, err = cli(monkeypatch, capsys, "train", "--resume", str(run), "--epochs", "2")
     text = " ".join(err.split())
     assert code == 1 and "Traceback" not in err, err
     assert "checkpoints/last.pt" in text and message in text, text
@@ -141,7 +141,7 @@ def test_ctrl_c_while_evaluating_after_training_leaves_a_resumable_run(
     monkeypatch.setattr(job_module, "loss_and_accuracy", real)
     run = Run(caught.value.run_path)
     assert run.card["status"] == "interrupted" and not (run.path / "metrics.json").exists()
-    code, out, err = cli(monkeypatch, capsys, "train", "--resume", str(run.path))
+    code, _, err = cli(monkeypatch, capsys, "train", "--resume", str(run.path))
     assert code == 0, err
     assert run.card["status"] == "finished" and (run.path / "metrics.json").is_file()
 
@@ -173,7 +173,7 @@ def test_out_of_memory_gives_advice_and_a_resumable_run(
     assert f"cnnkit train --resume {run.path} --batch-size 64" in message
     assert run.card["status"] == "failed" and run.card["error"] == message
     assert load_checkpoint(run.path / "checkpoints" / "last.pt")["position"]["epoch"] == 1
-    code, out, err = cli(
+    code, _, err = cli(
         monkeypatch, capsys, "train", "--resume", str(run.path), "--batch-size", "64"
     )
     assert code == 0, err
