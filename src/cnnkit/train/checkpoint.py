@@ -107,8 +107,8 @@ def check_snapshot(
     missing = [key for key in SNAPSHOT_KEYS if key not in snapshot]
     if missing:
         fail(missing[0], "is missing (a checkpoint written by cnnkit train holds it)")
-    if snapshot["format"] != FORMAT:
-        fail("format", f"is {snapshot['format']!r}, not {FORMAT}")
+    if type(snapshot["format"]) is not int or snapshot["format"] != FORMAT:
+        fail("format", f"is {str(snapshot['format'])[:20]}, not {FORMAT}")
     for key in ("model", "optimizer", "scaler", "callbacks", "rng", "position", "summary"):
         if not isinstance(snapshot[key], dict):
             fail(key, "must be a dict")

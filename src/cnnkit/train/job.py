@@ -301,7 +301,8 @@ def resume_training(
             "epochs; ask for more epochs (--epochs) to continue"
         )
     if batch_size is not None:
-        if isinstance(position, dict) and position.get("batch"):
+        batch = position.get("batch") if isinstance(position, dict) else 0
+        if isinstance(batch, int) and batch > 0:
             raise ConfigError(
                 f"{last} stops inside an epoch; --batch-size can change only at the end of one "
                 "(resume without it)"
