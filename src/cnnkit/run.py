@@ -393,8 +393,7 @@ def check_card(card: Any, file: str | os.PathLike[str]) -> dict[str, Any]:
             if len(classes) != count:
                 check.fail(
                     "data.classes",
-                    f"names {len(classes)} classes but model.num_classes is "
-                    f"{model['num_classes']}",
+                    f"names {len(classes)} classes but model.num_classes is {model['num_classes']}",
                 )
         for key in ("sizes", "fingerprints", "origin", "subsets"):
             if key in data:
@@ -424,9 +423,11 @@ def check_card(card: Any, file: str | os.PathLike[str]) -> dict[str, Any]:
                 check.number(value, f"preprocessing.{key}[{i}]", low=0 if key == "std" else None)
                 if key == "std" and value == 0:
                     check.fail(f"preprocessing.std[{i}]", "is 0; a standard deviation is positive")
-        if model is not None and "input_shape" in model and model["input_shape"] != pre[
-            "input_shape"
-        ]:
+        if (
+            model is not None
+            and "input_shape" in model
+            and model["input_shape"] != pre["input_shape"]
+        ):
             check.fail(
                 "preprocessing.input_shape",
                 f"{pre['input_shape']} differs from model.input_shape {model['input_shape']}",

@@ -133,16 +133,20 @@ def check_snapshot(
         if group.get("params") != fresh["params"]:
             fail(f"optimizer.param_groups[{i}].params", "do not match the model's parameters")
         for key, value in group.items():
-            if key != "params" and isinstance(fresh.get(key), float | int) and not isinstance(
-                value, float | int | bool
+            if (
+                key != "params"
+                and isinstance(fresh.get(key), float | int)
+                and not isinstance(value, float | int | bool)
             ):
                 fail(f"optimizer.param_groups[{i}].{key}", "must be a number")
             if isinstance(value, float) and not math.isfinite(value):
                 fail(f"optimizer.param_groups[{i}].{key}", f"is {value}")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for index, entry in state.items():
-        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(
-            entry, dict
+        if (
+            not isinstance(index, int)
+            or not 0 <= index < len(params)
+            or not isinstance(entry, dict)
         ):
             fail(f"optimizer.state[{index!r}]", "does not name a parameter of the model")
         for key, value in entry.items():
