@@ -189,3 +189,31 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over(tiny_mnist_dir, t
     assert not (run.path / "checkpoints" / "last.pt").exists()
     result = resume_training(str(run.path))
     assert result.run.card["status"] == "finished" and len(result.history) == 1
+
+
+class PoisonBatchNorm(Callback):
+    """At the end of epoch 2, BatchNorm's running variance overflows (as an --lr 1e8 run's
+    did) while the loss stays finite."""
+
+    order = -200  # before the NaN guard looks
+
+    def on_epoch_end(self, epoch: int, logs) -> None:
+        if epoch == 1:
+            norm = next(m for m in self.state.model.modules() if hasattr(m, "running_var"))
+            norm.running_var.fill_(math.inf)
+
+
+def test_non_finite_batchnorm_statistics_stop_training_and_are_never_saved(
+    tiny_mnist_dir, tmp_path
+) -> None:
+    settings = config(tiny_mnist_dir, tmp_path, "r", epochs=3)
+    with pytest.raises(TrainingError, match="weights or buffers became non-finite at epoch 2"):
+        run_training(settings, callbacks=[PoisonBatchNorm()])
+    run = Run(tmp_path / "r")
+    assert run.card["status"] == "failed" and not (run.path / "weights.safetensors").exists()
+    for name in ("last.pt", "best.pt"):
+        saved = load_checkpoint(run.path / "checkpoints" / name)
+        assert saved["epoch" if name == "best.pt" else "position"] in (1, {"epoch": 1, "batch": 0})
+        assert all(
+            torch.isfinite(t).all() for t in saved["model"].values() if t.is_floating_point()
+        )
