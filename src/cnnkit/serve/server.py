@@ -165,7 +165,7 @@ def guarded_h11(header_seconds: float, max_per_client: int) -> type:
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             host = self.client[0] if self.client else None
-            held = sum(1 for c in self.connections if c.client and c.client[0] == host)
+            held = sum(_client_host(c) == host for c in self.connections)
             if host is not None and held > max_per_client:
                 log.warning("refusing a connection: %s holds %d already", host, held - 1)
                 transport.write(busy)
@@ -202,6 +202,12 @@ def guarded_h11(header_seconds: float, max_per_client: int) -> type:
             super().connection_lost(exc)
 
     return GuardedH11Protocol
+
+
+def _client_host(connection: Any) -> str | None:
+    """The address of a uvicorn connection's client (None when unknown)."""
+    client = getattr(connection, "client", None)
+    return str(client[0]) if client else None
 
 
 def settings_for(

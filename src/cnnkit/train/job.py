@@ -293,15 +293,15 @@ def resume_training(
     last = run.path / CHECKPOINTS / LAST
     checkpoint = load_checkpoint(last) if last.is_file() else None
     position = checkpoint.get("position") if checkpoint is not None else None
-    done = isinstance(position, dict) and isinstance(position.get("epoch"), int)
-    if done and card.get("status") == "finished" and position["epoch"] >= config.epochs:
+    position = position if isinstance(position, dict) else {}
+    trained = position.get("epoch")
+    if isinstance(trained, int) and card.get("status") == "finished" and trained >= config.epochs:
         raise ConfigError(
-            f"{run.path} is finished: it has already trained {position['epoch']} of "
-            f"{config.epochs} "
+            f"{run.path} is finished: it has already trained {trained} of {config.epochs} "
             "epochs; ask for more epochs (--epochs) to continue"
         )
     if batch_size is not None:
-        batch = position.get("batch") if isinstance(position, dict) else 0
+        batch = position.get("batch")
         if isinstance(batch, int) and batch > 0:
             raise ConfigError(
                 f"{last} stops inside an epoch; --batch-size can change only at the end of one "
