@@ -217,3 +217,26 @@ def test_non_finite_batchnorm_statistics_stop_training_and_are_never_saved(
         assert all(
             torch.isfinite(t).all() for t in saved["model"].values() if t.is_floating_point()
         )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("epochs", "ten", "config: training setting epochs must be a whole number, not 'ten'"),
+        ("lr", [1], "training setting lr must be a number"),
+        ("compile", 1, "training setting compile must be true or false"),
+        ("model_options", [1, 2], "training setting model_options must be a dict"),
+    ],
+)
+def test_a_tampered_config_section_is_one_clear_error(
+    one_epoch, tmp_path, monkeypatch, capsys, field, value, message
+) -> None:
+    run = Path(shutil.copytree(one_epoch, tmp_path / "run"))
+    card = Run(run).card
+    card["config"][field] = value
+    Run(run).write_json("run.json", card)
+    before = snapshot(run)
+    code, _, err = cli(monkeypatch, capsys, "train", "--resume", str(run), "--epochs", "2")
+    text = " ".join(err.split())
+    assert code == 1 and "run.json: config:" in text and message in text, text
+    assert snapshot(run) == before

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -151,7 +152,39 @@ class TrainConfig:
                 f"unknown training setting(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
+        defaults = cls()
+        for name, value in values.items():
+            default = getattr(defaults, name)
+            if value is None or default is None:
+                continue  # optional settings; their users check them
+            if not _same_kind(default, value):
+                raise ConfigError(
+                    f"training setting {name} must be {_kind(default)}, not {value!r:.40}"
+                )
         return cls(**values)
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """Whether ``value`` has the JSON type of a setting whose default is ``default``."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and math.isfinite(value)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, str):
+        return isinstance(value, str | dict)  # dict: a model spec
+    if isinstance(default, list):
+        return isinstance(value, list | str)  # str: an augment spec file
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def _kind(default: Any) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(
+        type(default), f"a {type(default).__name__}"
+    )
 
 
 @dataclass
@@ -285,7 +318,10 @@ def resume_training(
     recorded = card.get("config")
     if recorded is None:
         raise RunError(f"{run.path / 'run.json'}: has no config section to resume from")
-    config = TrainConfig.from_dict(recorded)
+    try:
+        config = TrainConfig.from_dict(recorded)
+    except ConfigError as exc:
+        raise RunError(f"{run.path / 'run.json'}: config: {exc}") from exc
     if epochs is not None:
         config.epochs = epochs
     if device is not None:
