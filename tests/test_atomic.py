@@ -50,3 +50,44 @@ def test_a_folder_appears_whole_or_not_at_all(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["export"]  # nothing staged or old left
     with pytest.raises(FileExistsError, match="not a folder"), atomic_folder(target / "b.txt"):
         pass
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    import torch
+
+    from cnnkit.train.checkpoint import load_checkpoint, save_checkpoint
+
+    target = tmp_path / "best.pt"
+    save_checkpoint(target, {"model": {"w": torch.ones(2)}})
+    # a writer killed (SIGKILL) in the middle of saving: its temporary stays behind
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from cnnkit.atomic import write_path_atomically
+        def writer(tmp):
+            open(tmp, "wb").write(b"half a checkpoint")
+            print("writing", flush=True)
+            time.sleep(60)
+        write_path_atomically({str(target)!r}, writer)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "writing\n"
+        live = list(tmp_path.glob(".best.pt.*.tmp"))
+        save_checkpoint(tmp_path / "other.pt", {"model": {}})  # another target: not touched
+        write_json(tmp_path / "x.json", {})
+        assert list(tmp_path.glob(".best.pt.*.tmp")) == live  # its writer is still running
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    assert len(live) == 1 and live[0].exists()
+    assert load_checkpoint(target)["model"]["w"].tolist() == [1.0, 1.0]  # the old file is intact
+    save_checkpoint(target, {"model": {"w": torch.zeros(2)}})
+    assert list(tmp_path.glob("*.tmp")) + list(tmp_path.glob(".*.tmp")) == []
+    assert load_checkpoint(target)["model"]["w"].tolist() == [0.0, 0.0]

@@ -3,12 +3,17 @@
 A crash or Ctrl-C in the middle of a write leaves the previous file intact. Finished files
 get the usual permissions (``0o666`` minus the umask), not the private ``0o600`` of a
 temporary file. Folders written as a whole (:func:`atomic_folder`) work the same way.
+
+A temporary file is named ``.<target>.<pid>.<random>.tmp``. A process killed mid-write
+(SIGKILL, power loss) cannot remove its own; the next write of the same target removes
+those whose process is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
 import os
 import shutil
@@ -37,7 +42,10 @@ def _temporary_beside(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    _remove_stale(target)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent
+    )
     try:
         yield fd, tmp
         os.chmod(tmp, _file_mode())
@@ -46,6 +54,26 @@ def _temporary_beside(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove temporary files of ``target`` left by writers that no longer run."""
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid.isascii() and pid.isdigit() and _is_running(int(pid)):
+            continue  # a write in progress (or an unrelated process that reuses the id)
+        with contextlib.suppress(OSError):
+            leftover.unlink()
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid < 2**22  # another user's process, or not a process id at all
+    return True
 
 
 @contextlib.contextmanager

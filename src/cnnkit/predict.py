@@ -36,7 +36,7 @@ from cnnkit.data.folder import list_files, map_threads
 from cnnkit.data.images import DEFAULT_FIT, ImageSource, load_image
 from cnnkit.data.sources import fit_rule
 from cnnkit.devices import resolve_device
-from cnnkit.errors import ConfigError, DataError
+from cnnkit.errors import ConfigError, DataError, RunError
 from cnnkit.evaluate.gradcam import GradCam, grad_cam
 from cnnkit.evaluate.layers import conv_layers
 from cnnkit.inference import EVAL_BATCH, predict_logits
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 TOP_K = 5  # classes listed per image by default
 CHUNK = 4096  # images decoded and predicted per step: bounds memory on large folders
 OUTPUT_FORMATS = (".csv", ".json")
+MAX_PIXELS = 40_000_000  # larger image files are refused from their header, before decoding
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,11 @@ class InputSpec:
     ) -> np.ndarray:
         """Decode one image file (path or bytes) to uint8 ``(C, H, W)`` of this spec.
 
+        Args:
+            max_pixels: refuse larger pictures (width x height) from their header, before
+                decoding; default :data:`MAX_PIXELS` (40 megapixels: a 36 MP camera photo
+                passes, a 9400 x 9400 PNG of a few hundred KB does not).
+
         Raises:
             DataError: not an image in an accepted format, corrupt, or too large.
         """
@@ -91,7 +97,7 @@ class InputSpec:
             channels=self.channels,
             size=(self.height, self.width),
             fit=self.fit,
-            max_pixels=max_pixels,
+            max_pixels=MAX_PIXELS if max_pixels is None else max_pixels,
             name=name,
         )
 
@@ -236,6 +242,11 @@ class Predictor:
         if len(images) == 0:
             return []
         probabilities = self.logits(images).softmax(dim=1)
+        if not bool(torch.isfinite(probabilities).all()):  # finite weights can still overflow
+            raise RunError(
+                f"{self.run.path}: the model's outputs overflow to NaN or infinity on these "
+                "images; its weights are unusable (train again, with a lower --lr)"
+            )
         values, indices = probabilities.topk(k, dim=1)
         return [
             Prediction(

@@ -9,12 +9,17 @@
 - ``history.csv`` / ``history.json`` — per-epoch logs;
 - ``metrics.json`` — final metrics.
 
-All files are written atomically.
+All files are written atomically. Everything read back is checked first:
+:func:`check_card` is the one reader of ``run.json`` (types, ranges, and the sections
+consistent with each other), and :meth:`Run.load_model` checks the weights file against the
+model the card describes (names, shapes, dtypes, finite values) before any of it is used.
+A bad file is one :class:`~cnnkit.errors.RunError` naming the file and the field.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
@@ -28,12 +33,16 @@ from torch import nn
 from cnnkit.atomic import write_json, write_path_atomically
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.errors import DataError, RunError
+from cnnkit.errors import CnnkitError, DataError, RunError
 
 CARD = "run.json"
 WEIGHTS = "weights.safetensors"
 METRICS = "metrics.json"
 HISTORY = "history.json"
+MAX_INPUT_SIDE = 4096  # the largest image height or width a run card may declare
+MAX_CHANNELS = 64
+MAX_CLASSES = 100_000
+SECTIONS = ("config", "model", "data", "preprocessing", "training", "environment", "transfer")
 
 
 class Run:
@@ -124,11 +133,12 @@ class Run:
 
     @property
     def card(self) -> dict[str, Any]:
-        """The run card (``run.json``)."""
-        card = self.read_json(CARD)
-        if not isinstance(card, dict):
-            raise RunError(f"{self.path / CARD}: expected a JSON object")
-        return card
+        """The run card (``run.json``), checked by :func:`check_card`.
+
+        Raises:
+            RunError: the card is missing, not JSON, or a field has the wrong type or value.
+        """
+        return check_card(self.read_json(CARD), self.path / CARD)
 
     def update_card(self, **sections: Any) -> None:
         """Merge ``sections`` into the run card and write it back atomically."""
@@ -144,7 +154,10 @@ class Run:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return tuple(self._section("data")["classes"])
+        data = self._section("data")
+        if "classes" not in data:
+            raise RunError(f"{self.path / CARD}: data.classes is missing")
+        return tuple(data["classes"])
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -203,9 +216,14 @@ class Run:
     # -- weights ---------------------------------------------------------------------------
 
     def save_weights(self, model: nn.Module) -> None:
-        """Write the model's weights to ``weights.safetensors`` atomically."""
+        """Write the model's weights to ``weights.safetensors`` atomically.
+
+        Raises:
+            RunError: a weight or buffer is NaN or infinite (such weights are never saved).
+        """
         from safetensors.torch import save_model
 
+        check_finite(model.state_dict(), f"the model to save in {self.path / WEIGHTS}")
         write_path_atomically(self.path / WEIGHTS, lambda tmp: save_model(model, tmp))
 
     def finish(
@@ -228,25 +246,286 @@ class Run:
         )
 
     def load_model(self, device: torch.device | str = "cpu") -> nn.Module:
-        """Rebuild the model from the run card and load its weights (strictly), in eval mode."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_model
+        """Rebuild the model from the run card and load its weights, in eval mode.
 
-        from cnnkit.models.spec import rebuild_model
+        The weights file's header (names, shapes, dtypes) is compared with the model the card
+        describes, built on the ``meta`` device (no memory), before anything is allocated;
+        then every weight and buffer must be finite.
 
-        record = self._section("model")
-        try:
-            model = rebuild_model(record)  # by registry name, or from the stored layer spec
-        except KeyError as exc:
-            raise RunError(f"{self.path / CARD}: model record lacks {exc}") from exc
+        Raises:
+            RunError: the card's model cannot be built, or the weights do not fit it, are
+                not float tensors, or hold NaN or infinity.
+        """
         weights = self.path / WEIGHTS
         if not weights.is_file():
             raise RunError(f"{weights}: missing; the run did not finish saving its weights")
+        header = _weights_header(weights)
+        with torch.device("meta"):
+            skeleton = self.new_model()
+        check_state_shapes(
+            header, skeleton.state_dict(), f"{weights}", f"the model {self.path / CARD} describes"
+        )
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
         try:
-            load_model(model, weights, strict=True, device=str(device))
-        except (SafetensorError, RuntimeError, OSError) as exc:
-            raise RunError(f"{weights}: cannot load into {record['name']} ({exc})") from exc
+            state = load_file(weights, device="cpu")
+        except (SafetensorError, OSError) as exc:
+            raise RunError(f"{weights}: cannot be read ({exc})") from exc
+        check_finite(state, f"{weights}")
+        model = self.new_model()
+        model.load_state_dict(state, strict=True)
         return model.to(device).eval()
+
+    def new_model(self) -> nn.Module:
+        """The model the card's ``model`` record describes, freshly initialised (on the
+        default device: ``with torch.device("meta")`` builds it without memory).
+
+        Raises:
+            RunError: the record lacks a field or does not describe a buildable model.
+        """
+        from cnnkit.models.spec import rebuild_model
+
+        record = self._section("model")
+        for key in ("name", "input_shape", "num_classes"):
+            if key not in record:
+                raise RunError(f"{self.path / CARD}: model.{key} is missing")
+        try:
+            return rebuild_model(record)  # by registry name, or from the stored layer spec
+        except (CnnkitError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise RunError(f"{self.path / CARD}: model record cannot be built ({exc})") from exc
+
+
+def _weights_header(file: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """``{name: (shape, dtype)}`` of a safetensors file, read from its header alone."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(file, framework="pt") as opened:  # type: ignore[no-untyped-call]
+            return {
+                key: (tuple(opened.get_slice(key).get_shape()), opened.get_slice(key).get_dtype())
+                for key in opened.keys()  # noqa: SIM118 (not a dict)
+            }
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise RunError(f"{file}: not a readable safetensors file ({exc})") from exc
+
+
+_SAFETENSORS_DTYPES = {
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.float64: "F64",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+
+
+def check_state_shapes(
+    found: dict[str, tuple[tuple[int, ...], Any]],
+    expected: dict[str, torch.Tensor],
+    where: str,
+    model: str,
+) -> None:
+    """``found`` (``{name: (shape, dtype)}``, dtype a torch dtype or a safetensors code)
+    holds exactly the tensors of ``expected`` (a state dict), of the same shapes and dtypes.
+
+    Raises:
+        RunError: naming ``where`` and the first tensor that differs.
+    """
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    if missing or extra:
+        said = (f"lacks {missing[:3]}" if missing else "") + (
+            f"{' and ' if missing else ''}has unexpected {extra[:3]}" if extra else ""
+        )
+        raise RunError(f"{where}: {said} for {model}; the files do not belong together")
+    for key, tensor in expected.items():
+        shape, dtype = found[key]
+        want = _SAFETENSORS_DTYPES.get(tensor.dtype, str(tensor.dtype))
+        if isinstance(dtype, torch.dtype):
+            dtype = _SAFETENSORS_DTYPES.get(dtype, str(dtype))
+        if tuple(shape) != tuple(tensor.shape):
+            raise RunError(
+                f"{where}: {key} has shape {list(shape)} but {model} needs "
+                f"{list(tensor.shape)}; the files do not belong together"
+            )
+        if dtype != want:
+            raise RunError(
+                f"{where}: {key} is {dtype} but {model} takes {want}; "
+                "weights are saved by cnnkit as float32"
+            )
+
+
+def check_finite(state: dict[str, Any], where: str) -> None:
+    """Every floating tensor of ``state`` is free of NaN and infinity.
+
+    Raises:
+        RunError: naming ``where`` and the first tensor with a non-finite value.
+    """
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise RunError(
+                f"{where}: {key} holds NaN or infinite values; these weights cannot "
+                "predict (train again, with a lower --lr)"
+            )
+
+
+# -- the run card ----------------------------------------------------------------------------
+
+
+def check_card(card: Any, file: str | os.PathLike[str]) -> dict[str, Any]:
+    """``card`` (the parsed ``run.json``) if every field present has the type and range it
+    must, and the sections agree (class names per class, input shapes); the card itself.
+
+    Sections are optional (a card grows while its run is made), but one that is present
+    must be well-formed; a reader then asks for the sections it needs.
+
+    Raises:
+        RunError: ``<file>: <field> ...``, for the first field that is wrong.
+    """
+    check = _Checker(str(file))
+    check.mapping(card, "the card")
+    for key in ("name", "status", "created", "error"):
+        if key in card:
+            check.text(card[key], key)
+    for key in ("train_seconds", "total_seconds"):
+        if key in card:
+            check.number(card[key], key, low=0)
+    for key in SECTIONS:
+        if key in card:
+            check.mapping(card[key], key)
+    model, data, pre = card.get("model"), card.get("data"), card.get("preprocessing")
+    if model is not None:
+        check.text(model.get("name", ""), "model.name")
+        if "input_shape" in model:
+            check.shape(model["input_shape"], "model.input_shape")
+        if "num_classes" in model:
+            check.integer(model["num_classes"], "model.num_classes", low=1, high=MAX_CLASSES)
+        for key in ("options", "spec"):
+            if key in model:
+                check.mapping(model[key], f"model.{key}")
+        if "parameters" in model:
+            check.integer(model["parameters"], "model.parameters", low=0)
+    if data is not None:
+        for key in ("source",):
+            if key in data:
+                check.text(data[key], f"data.{key}")
+        for key in ("data_dir", "split_file"):
+            if data.get(key) is not None:
+                check.text(data[key], f"data.{key}")
+        if data.get("split_file") is not None:
+            check.file_name(data["split_file"], "data.split_file")
+        if "split_seed" in data:
+            check.integer(data["split_seed"], "data.split_seed")
+        if "classes" in data:
+            classes = data["classes"]
+            check.sequence(classes, "data.classes")
+            for i, name in enumerate(classes):
+                check.text(name, f"data.classes[{i}]")
+            count = (model or {}).get("num_classes", len(classes))
+            if len(classes) != count:
+                check.fail(
+                    "data.classes",
+                    f"names {len(classes)} classes but model.num_classes is {model['num_classes']}",
+                )
+        for key in ("sizes", "fingerprints", "origin", "subsets"):
+            if key in data:
+                check.mapping(data[key], f"data.{key}")
+        for split, size in data.get("sizes", {}).items():
+            check.integer(size, f"data.sizes.{split}", low=0)
+        for split, value in data.get("fingerprints", {}).items():
+            check.text(value, f"data.fingerprints.{split}")
+        for split, value in data.get("subsets", {}).items():
+            check.mapping(value, f"data.subsets.{split}")
+            for key, number in value.items():
+                check.integer(number, f"data.subsets.{split}.{key}", low=0)
+    if pre is not None:
+        for key in ("input_shape", "mean", "std"):
+            if key not in pre:
+                check.fail(f"preprocessing.{key}", "is missing")
+        check.shape(pre["input_shape"], "preprocessing.input_shape")
+        channels = pre["input_shape"][0]
+        for key in ("mean", "std"):
+            check.sequence(pre[key], f"preprocessing.{key}")
+            if len(pre[key]) != channels:
+                check.fail(
+                    f"preprocessing.{key}",
+                    f"has {len(pre[key])} values for {channels} channel(s)",
+                )
+            for i, value in enumerate(pre[key]):
+                check.number(value, f"preprocessing.{key}[{i}]", low=0 if key == "std" else None)
+                if key == "std" and value == 0:
+                    check.fail(f"preprocessing.std[{i}]", "is 0; a standard deviation is positive")
+        if (
+            model is not None
+            and "input_shape" in model
+            and model["input_shape"] != pre["input_shape"]
+        ):
+            check.fail(
+                "preprocessing.input_shape",
+                f"{pre['input_shape']} differs from model.input_shape {model['input_shape']}",
+            )
+    return card
+
+
+class _Checker:
+    """Type and range checks of JSON values; each failure names the file and the field."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def fail(self, field: str, problem: str) -> None:
+        raise RunError(f"{self.file}: {field} {problem}; the run card was changed or damaged")
+
+    def _shown(self, value: Any) -> str:
+        text = json.dumps(value) if _is_json(value) else repr(value)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    def mapping(self, value: Any, field: str) -> None:
+        if not isinstance(value, dict):
+            self.fail(field, f"must be a JSON object, not {self._shown(value)}")
+
+    def sequence(self, value: Any, field: str) -> None:
+        if not isinstance(value, list):
+            self.fail(field, f"must be a list, not {self._shown(value)}")
+
+    def text(self, value: Any, field: str) -> None:
+        if not isinstance(value, str):
+            self.fail(field, f"must be a string, not {self._shown(value)}")
+
+    def integer(self, value: Any, field: str, *, low: int | None = None, high: int | None = None):
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.fail(field, f"must be a whole number, not {self._shown(value)}")
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"{low if low is not None else '..'}..{high if high is not None else ''}"
+            self.fail(field, f"is {self._shown(value)}, out of range {bounds}")
+
+    def number(self, value: Any, field: str, *, low: float | None = None) -> None:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            self.fail(field, f"must be a number, not {self._shown(value)}")
+        if not math.isfinite(value) or (low is not None and value < low):
+            self.fail(field, f"is {self._shown(value)}, not a finite number >= {low or 0}")
+
+    def shape(self, value: Any, field: str) -> None:
+        if not isinstance(value, list) or len(value) != 3:
+            self.fail(field, f"must be [channels, height, width], not {self._shown(value)}")
+        self.integer(value[0], f"{field}[0] (channels)", low=1, high=MAX_CHANNELS)
+        self.integer(value[1], f"{field}[1] (height)", low=1, high=MAX_INPUT_SIDE)
+        self.integer(value[2], f"{field}[2] (width)", low=1, high=MAX_INPUT_SIDE)
+
+    def file_name(self, value: str, field: str) -> None:
+        if not value or "/" in value or "\\" in value or value in (".", ".."):
+            self.fail(field, f"must name a file inside the run folder, not {self._shown(value)}")
+
+
+def _is_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def describe_environment(device: torch.device) -> dict[str, Any]:

@@ -199,6 +199,8 @@ def test_a_pickled_array_claiming_a_huge_shape_fails_without_allocating() -> Non
     ("batch", "message"),
     [
         ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "label 10 at index 1"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 2**70]}, "label 1180591620717"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [-(2**70), 1]}, "at index 0"),
         ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "2 images but 1"),
         ({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}, r"expected \(N, 3072\)"),
         ({b"data": np.zeros((2, 3072), np.int32), b"labels": [0, 1]}, "must be a uint8 array"),

@@ -101,6 +101,16 @@ def test_huge_declared_size_fails_before_allocating(tmp_path: Path) -> None:
     _expect(path, "header declares shape")
 
 
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("dims", [(0, 2**32 - 1, 2**32 - 1), (0,), (5, 0, 28)])
+def test_zero_sized_dimension_is_refused_before_allocating(tmp_path: Path, dims, gz) -> None:
+    # (0, 2^32-1, 2^32-1) has an empty payload, so the size checks alone let it through
+    header = b"\x00\x00\x08" + bytes([len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    path = tmp_path / "bad"
+    path.write_bytes(gzip.compress(header) if gz else header)
+    _expect(path, "zero-sized dimension")
+
+
 def test_gzip_payload_disagrees_with_header(tmp_path: Path) -> None:
     path = tmp_path / "bad.gz"
     path.write_bytes(gzip.compress(idx_bytes(IMAGES)[:-5]))

@@ -226,15 +226,20 @@ def train_command(
     given = {key: value for key, value in given.items() if value is not None}
     try:
         if resume is not None:
-            fixed = sorted(set(given) - {"epochs", "device"})
+            fixed = sorted(set(given) - {"epochs", "device", "batch_size"})
             if fixed or recipe:
                 raise ConfigError(
                     "--resume continues with the run's own settings; only --epochs and "
-                    f"--device may be given with it, not {', '.join(fixed) or '--recipe'}"
+                    "--device (and --batch-size, after running out of memory) may be given "
+                    f"with it, not {', '.join(fixed) or '--recipe'}"
                 )
             out.print(f"resuming [bold]{resume}[/] from its last checkpoint")
             result = resume_training(
-                str(resume), epochs=epochs, device=device, callbacks=[ProgressBar(out)]
+                str(resume),
+                epochs=epochs,
+                device=device,
+                batch_size=batch_size,
+                callbacks=[ProgressBar(out)],
             )
         else:
             config = TrainConfig.from_recipe(recipe, **given) if recipe else TrainConfig(**given)

@@ -234,6 +234,11 @@ def _labels(values: Any, count: int, num_classes: int, key: str, name: str) -> n
             raise DataError(f"{name}: {key!r} must be a 1-D integer array")
         labels = values.astype(np.int64)
     elif isinstance(values, list) and all(type(v) is int for v in values):
+        bad = next((i for i, v in enumerate(values) if not 0 <= v < num_classes), None)
+        if bad is not None:  # checked as Python ints: 2**70 does not fit an int64
+            raise DataError(
+                f"{name}: label {values[bad]} at index {bad} is out of range 0..{num_classes - 1}"
+            )
         labels = np.fromiter(values, dtype=np.int64, count=len(values))
     else:
         raise DataError(f"{name}: {key!r} must be a list of ints")

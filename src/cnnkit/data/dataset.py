@@ -183,6 +183,22 @@ class Splits:
     val: Dataset | None
     test: Dataset | None
 
+    def __post_init__(self) -> None:
+        """The parts must hold images of one shape and the same classes (a model trained on
+        one could not be evaluated on another, which would show only after training)."""
+        for name, part in self.items()[1:]:
+            if part.image_shape != self.train.image_shape:
+                raise DataError(
+                    f"{part.source or name}: the {name} images are {_shape(part.image_shape)} "
+                    f"but the train images are {_shape(self.train.image_shape)}; every split "
+                    "of a source must hold images of one size and channel count"
+                )
+            if part.classes != self.train.classes:
+                raise DataError(
+                    f"{part.source or name}: the {name} split has classes "
+                    f"{list(part.classes)[:5]} but train has {list(self.train.classes)[:5]}"
+                )
+
     def items(self) -> list[tuple[str, Dataset]]:
         """``(name, dataset)`` for each split that is present, in train/val/test order."""
         parts = (("train", self.train), ("val", self.val), ("test", self.test))
@@ -216,3 +232,8 @@ def _classes_text(classes: Sequence[str], shown: int = 6) -> str:
     """``(0, 1, 2, ..., 9)``: the first few names and the last."""
     names = list(classes) if len(classes) <= shown else [*classes[: shown - 2], "...", classes[-1]]
     return "(" + ", ".join(names) + ")"
+
+
+def _shape(shape: tuple[int, int, int]) -> str:
+    channels, height, width = shape
+    return f"{height}x{width} with {channels} channel(s)"

@@ -195,6 +195,7 @@ class FolderReport:
     classes: tuple[str, ...] = ()
     hidden: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    links_out: list[str] = field(default_factory=list)  # folder links out of their class
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     empty_classes: list[str] = field(default_factory=list)
     missing_classes: list[str] = field(default_factory=list)
@@ -456,16 +457,20 @@ def _class_dirs(folder: Path, root: Path, report: FolderReport) -> dict[str, Pat
 def list_files(folder: str | os.PathLike[str]) -> list[Path]:
     """Every non-hidden file under ``folder`` (at any depth), sorted by folder then name.
 
-    Hidden entries (see :func:`is_hidden`) are left out; symlink loops are not followed.
-    ``cnnkit predict`` lists the files of a folder this way, as training reads a class folder.
+    Hidden entries (see :func:`is_hidden`) are left out; a link to a folder is followed only
+    when it stays inside ``folder`` (so loops and links out are not followed); links to files
+    are followed. ``cnnkit predict`` lists the files of a folder this way, as training reads
+    a class folder.
     """
     return _image_files(Path(folder), Path(folder), None)
 
 
 def _image_files(folder: Path, root: Path, report: FolderReport | None) -> list[Path]:
-    """Every non-hidden file under a class folder, sorted; symlink loops are not followed."""
+    """Every non-hidden file under a class folder, sorted; a link to a folder is followed only
+    when it stays inside the class folder, and each folder is read once."""
     found: list[Path] = []
     seen: set[Path] = set()
+    home = folder.resolve()
 
     def walk(current: Path) -> None:
         real = current.resolve()
@@ -474,6 +479,12 @@ def _image_files(folder: Path, root: Path, report: FolderReport | None) -> list[
         seen.add(real)
         for entry in _entries(current, root, report):
             if entry.is_dir():
+                if entry.is_symlink() and not entry.resolve().is_relative_to(home):
+                    # a/loop -> .. would pull every other class's images into this one
+                    log.warning("not following %s: it links out of %s", entry, folder)
+                    if report is not None:
+                        report.links_out.append(f"{_rel(entry, root)}/")
+                    continue
                 walk(entry)
             elif entry.is_file():
                 found.append(entry)

@@ -281,6 +281,16 @@ def _files(report: HealthReport, folder: FolderReport) -> None:
                 tuple(folder.hidden[:EXAMPLES]),
             )
         )
+    if folder.links_out:
+        add(
+            Finding(
+                "warning",
+                "files",
+                f"{len(folder.links_out)} link(s) to folders outside their class folder not "
+                "followed (copy the images in, or link the files themselves)",
+                tuple(folder.links_out[:EXAMPLES]),
+            )
+        )
     if folder.ignored:
         add(
             Finding(

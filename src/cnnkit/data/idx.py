@@ -99,6 +99,11 @@ def _parse(stream: BinaryIO, path: Path, gzipped: bool) -> np.ndarray:
     if not 1 <= rank <= MAX_RANK:
         raise DataError(f"{path}: IDX rank {rank} is out of range 1..{MAX_RANK}")
     dims = struct.unpack(f">{rank}I", _read_exact(stream, 4 * rank, path, "dimension header"))
+    if 0 in dims:  # an empty array would still be shaped by the other (unchecked) dimensions
+        raise DataError(
+            f"{path}: header declares shape {tuple(dims)}, with a zero-sized dimension; "
+            "an IDX file of MNIST images or labels holds at least one item"
+        )
     dtype = IDX_DTYPES[code][1]
     header_size = 4 + 4 * rank
     payload = math.prod(dims) * dtype.itemsize  # Python ints: no overflow

@@ -24,7 +24,10 @@ What keeps it safe (each is tested against a running server):
   formats only) and nothing is ever written to disk. Garbage, truncated files and
   decompression bombs (more pixels than ``max_pixels``) get 422 with a JSON message.
 - **Bounded concurrency**: at most ``max_concurrent`` predictions are in flight; more get
-  503 with ``Retry-After``. Model calls are serialised by the predictor.
+  503 with ``Retry-After``. An upload is read whole before it takes a slot, so slow
+  uploads hold no slot. Model calls are serialised by the predictor. (The server bounds
+  header time and connections per client: :mod:`cnnkit.serve.server`.)
+- **Numbers are ASCII digits**: ``top_k`` and ``Content-Length`` take 0-9 only.
 - **Stays up**: every error is answered with JSON; an unexpected one with 500 (and logged).
 - **Headers**: a Content-Security-Policy allowing only this server's own script and styles
   (no inline script), ``nosniff``, no referrer, no framing.
@@ -303,6 +306,7 @@ class Demo:
         try:
             top_k, gradcam = self._options(request)
             self._check_length(request)
+            body = await self._read_body(request)  # whole, before taking a prediction slot
             if self.active >= self.settings.max_concurrent:
                 raise RequestError(
                     503,
@@ -312,7 +316,6 @@ class Demo:
                 )
             self.active += 1
             try:
-                body = await self._read_body(request)
                 started = time.perf_counter()
                 answer = await run_in_threadpool(self._answer, body, top_k, gradcam)
                 answer["milliseconds"] = round((time.perf_counter() - started) * 1000, 1)
@@ -332,7 +335,7 @@ class Demo:
     def _options(self, request: Request) -> tuple[int, bool]:
         params = request.query_params
         raw = params.get("top_k", str(self.about["top_k"]))
-        if not raw.isdigit() or not 1 <= int(raw) <= len(self.predictor.classes):
+        if not _is_whole(raw) or not 1 <= int(raw) <= len(self.predictor.classes):
             raise RequestError(
                 400,
                 f"top_k must be a whole number 1..{len(self.predictor.classes)}, got {raw[:20]!r}",
@@ -346,7 +349,7 @@ class Demo:
         declared = request.headers.get("content-length")
         if declared is None:
             return
-        if not declared.strip().isdigit():
+        if not _is_whole(declared.strip()):
             raise RequestError(400, "Content-Length must be a whole number")
         if int(declared) > self.settings.max_upload_bytes:
             raise RequestError(413, self._too_large(int(declared)))
@@ -424,6 +427,11 @@ def light_background(pixels: np.ndarray) -> bool:
         ]
     )
     return bool(np.median(frame) > 127.5)
+
+
+def _is_whole(text: str) -> bool:
+    """ASCII digits only, at most 18: ``str.isdigit`` also takes '²' and '٣'."""
+    return 0 < len(text) <= 18 and text.isascii() and text.isdigit()
 
 
 def png_data_url(pixels: np.ndarray) -> str:

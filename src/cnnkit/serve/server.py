@@ -3,10 +3,18 @@
 The demo listens on 127.0.0.1 unless told otherwise: any other address needs
 ``allow_remote=True`` (``cnnkit serve --host ADDRESS --allow-remote``), and a warning is
 logged, since the page then answers anyone who can reach the machine.
+
+Connections are bounded by uvicorn's own settings (:data:`MAX_CONNECTIONS` at once, idle
+keep-alive closed after :data:`KEEP_ALIVE_SECONDS`, headers at most
+:data:`MAX_HEADER_BYTES`) and two limits uvicorn lacks, added to its h11 protocol: a
+connection must deliver each request's headers within :data:`HEADER_SECONDS`, and one client
+address holds at most :data:`MAX_PER_CLIENT` connections (more are answered 503 and
+closed), so a few slow or idle clients cannot lock everyone else out.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import logging
@@ -26,6 +34,9 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 MAX_CONNECTIONS = 64  # open connections uvicorn serves at once; more are answered 503
 KEEP_ALIVE_SECONDS = 5
+HEADER_SECONDS = 10.0  # a request's headers must arrive within this; else the connection closes
+MAX_PER_CLIENT = 8  # open connections one client address may hold
+MAX_HEADER_BYTES = 16 * 1024  # h11's bound on a request's headers
 
 
 def is_loopback(host: str) -> bool:
@@ -110,13 +121,19 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{port}/"
 
 
-def make_server(app: ASGIApp, *, log_level: str = "warning") -> Any:
+def make_server(
+    app: ASGIApp,
+    *,
+    log_level: str = "warning",
+    header_seconds: float = HEADER_SECONDS,
+    max_per_client: int = MAX_PER_CLIENT,
+) -> Any:
     """A uvicorn server for ``app`` with the demo's limits (h11, no proxy headers)."""
     import uvicorn
 
     config = uvicorn.Config(
         app,
-        http="h11",
+        http=guarded_h11(header_seconds, max_per_client),
         lifespan="off",
         log_level=log_level,
         access_log=False,
@@ -124,8 +141,73 @@ def make_server(app: ASGIApp, *, log_level: str = "warning") -> Any:
         proxy_headers=False,  # never trust X-Forwarded-*: the client is who connected
         limit_concurrency=MAX_CONNECTIONS,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
     )
     return uvicorn.Server(config)
+
+
+def guarded_h11(header_seconds: float, max_per_client: int) -> type:
+    """uvicorn's h11 protocol with a deadline for each request's headers and a cap on the
+    connections of one client address."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    refusal = b"too many connections from your address; close some and try again\n"
+    busy = (
+        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"connection: close\r\nretry-after: 1\r\ncontent-length: %d\r\n\r\n%s"
+        % (len(refusal), refusal)
+    )
+
+    class GuardedH11Protocol(H11Protocol):  # type: ignore[misc]
+        _timer: asyncio.TimerHandle | None = None
+        _waiting: object = None  # the request cycle the headers timer was armed after
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            host = self.client[0] if self.client else None
+            held = sum(_client_host(c) == host for c in self.connections)
+            if host is not None and held > max_per_client:
+                log.warning("refusing a connection: %s holds %d already", host, held - 1)
+                transport.write(busy)
+                transport.close()
+                return
+            self._arm()
+
+        def _arm(self) -> None:
+            self._waiting = self.cycle
+            self._timer = self.loop.call_later(header_seconds, self._headers_late)
+
+        def _disarm(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+        def _headers_late(self) -> None:
+            self._timer = None
+            if self.cycle is self._waiting and not self.transport.is_closing():
+                self.transport.close()  # no (complete) request in time: free the slot
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not self._waiting:  # a request's headers arrived
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            self._disarm()
+            self._arm()  # the next request on this connection gets the same deadline
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def _client_host(connection: Any) -> str | None:
+    """The address of a uvicorn connection's client (None when unknown)."""
+    client = getattr(connection, "client", None)
+    return str(client[0]) if client else None
 
 
 def settings_for(
@@ -137,16 +219,23 @@ def settings_for(
 
 @contextlib.contextmanager
 def serve_in_background(
-    app: ASGIApp, *, host: str = DEFAULT_HOST, port: int = 0, start_seconds: float = 30.0
+    app: ASGIApp,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    start_seconds: float = 30.0,
+    **limits: Any,
 ) -> Iterator[str]:
     """Run ``app`` on a thread while the ``with`` block runs; yields its base URL.
+
+    ``limits`` go to :func:`make_server` (``header_seconds``, ``max_per_client``).
 
     Example:
         >>> with serve_in_background(create_app(Predictor("runs/x"))) as url:
         ...     urllib.request.urlopen(url + "api/info")
     """
     sock = bind_socket(host, port)
-    server = make_server(app)
+    server = make_server(app, **limits)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="cnnkit-serve", daemon=True
     )

@@ -229,7 +229,10 @@ class Monitor:
 
 
 def _model_is_finite(model: nn.Module) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    """Parameters and floating buffers (BatchNorm's running statistics) are all finite."""
+    return all(
+        bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point()
+    )
 
 
 # -- the callbacks ------------------------------------------------------------------------------
@@ -260,11 +263,14 @@ class NanGuard(Callback):
         for key in ("loss", "val_loss"):
             if key in logs and not math.isfinite(logs[key]):
                 self._fail(logs[key], f"epoch {epoch + 1} ({key})")
+        if not _model_is_finite(self.state.model):  # a finite loss can hide an Inf running_var
+            self._fail(float("nan"), f"epoch {epoch + 1}", what="weights or buffers")
 
-    def _fail(self, value: float, where: str) -> None:
+    def _fail(self, value: float, where: str, what: str = "loss") -> None:
         self.state.summary["nan_detected"] = where
+        shown = f"the loss became {value}" if what == "loss" else f"the {what} became non-finite"
         raise TrainingError(
-            f"the loss became {value} at {where}; training stopped and no checkpoint was "
+            f"{shown} at {where}; training stopped and no checkpoint was "
             "written from this point on. Lower the learning rate (--lr), add warm-up "
             "(--schedule ...:warmup=1) or train in fp32 (--precision fp32)"
         )

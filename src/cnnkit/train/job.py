@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
+import math
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +28,7 @@ from cnnkit.data.sources import canonical_source, data_root, get_source, load_da
 from cnnkit.data.split import SPLIT_FILE, group_ids, split_record, write_split_file
 from cnnkit.devices import resolve_device
 from cnnkit.errors import (
+    CnnkitError,
     ConfigError,
     DataError,
     RunError,
@@ -35,7 +38,7 @@ from cnnkit.errors import (
 )
 from cnnkit.inference import loss_and_accuracy
 from cnnkit.models.registry import get_model_entry
-from cnnkit.models.spec import describe_model, is_spec_path, rebuild_model, resolve_model
+from cnnkit.models.spec import describe_model, is_spec_path, resolve_model
 from cnnkit.run import Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import (
     Callback,
@@ -58,6 +61,8 @@ from cnnkit.train.losses import make_loss
 from cnnkit.train.optim import make_optimizer
 from cnnkit.train.precision import resolve_precision
 from cnnkit.train.schedules import Schedule
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -154,6 +159,15 @@ class TrainConfig:
                 f"unknown training setting(s) {', '.join(unknown)}; "
                 f"known: {', '.join(sorted(known))}"
             )
+        defaults = cls()
+        for name, value in values.items():
+            default = getattr(defaults, name)
+            if value is None or default is None:
+                continue  # optional settings; their users check them
+            if not _same_kind(default, value):
+                raise ConfigError(
+                    f"training setting {name} must be {_kind(default)}, not {value!r:.40}"
+                )
         return cls(**values)
 
     def validate(self) -> None:
@@ -201,6 +215,29 @@ class TrainConfig:
             group_ids([], self.group_by)  # a valid regular expression
         if self.name is not None:
             Run.check_new(self.runs_dir, self.name)
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    """Whether ``value`` has the JSON type of a setting whose default is ``default``."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float) and math.isfinite(value)
+    if isinstance(default, int):
+        return isinstance(value, int)
+    if isinstance(default, str):
+        return isinstance(value, str | dict)  # dict: a model spec
+    if isinstance(default, list):
+        return isinstance(value, list | str)  # str: an augment spec file
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def _kind(default: Any) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(
+        type(default), f"a {type(default).__name__}"
+    )
 
 
 @dataclass
@@ -350,6 +387,7 @@ def resume_training(
     *,
     epochs: int | None = None,
     device: str | None = None,
+    batch_size: int | None = None,
     callbacks: Sequence[Callback] = (),
     verbose: int = 1,
 ) -> TrainResult:
@@ -357,28 +395,57 @@ def resume_training(
 
     On a CPU, k epochs + resume + (n - k) epochs gives the same weights, bit for bit, as n
     epochs straight: the checkpoint holds the optimizer, callbacks, random generators and
-    the position inside the epoch.
+    the position inside the epoch. A run stopped after its last epoch (Ctrl-C while saving)
+    is finished from its checkpoint; a run stopped before its first checkpoint starts over.
 
     Args:
         run_path: the run directory ``cnnkit train`` printed.
         epochs: total epochs to reach (default: the run's recorded number).
         device: train on this device instead of the recorded one.
+        batch_size: continue with this batch size (after running out of memory); only
+            from a checkpoint at the end of an epoch.
         callbacks: more callbacks, as for :func:`run_training`.
         verbose: as for :func:`run_training`.
 
     Raises:
-        RunError: not a run, no checkpoint, or the data changed since.
+        RunError: not a run, a damaged checkpoint, or the data changed since.
+        ConfigError: the run is finished, or ``batch_size`` is given mid-epoch.
     """
     run = Run.open(run_path)
-    recorded = run.card.get("config")
-    if not isinstance(recorded, dict):
+    card = run.card
+    recorded = card.get("config")
+    if recorded is None:
         raise RunError(f"{run.path / 'run.json'}: has no config section to resume from")
-    config = TrainConfig.from_dict(recorded)
+    try:
+        config = TrainConfig.from_dict(recorded)
+    except ConfigError as exc:
+        raise RunError(f"{run.path / 'run.json'}: config: {exc}") from exc
     if epochs is not None:
         config.epochs = epochs
     if device is not None:
         config.device = device
-    checkpoint = load_checkpoint(run.path / CHECKPOINTS / LAST)
+    last = run.path / CHECKPOINTS / LAST
+    checkpoint = load_checkpoint(last) if last.is_file() else None
+    position = checkpoint.get("position") if checkpoint is not None else None
+    position = position if isinstance(position, dict) else {}
+    trained = position.get("epoch")
+    if isinstance(trained, int) and card.get("status") == "finished" and trained >= config.epochs:
+        raise ConfigError(
+            f"{run.path} is finished: it has already trained {trained} of {config.epochs} "
+            "epochs; ask for more epochs (--epochs) to continue"
+        )
+    if batch_size is not None:
+        batch = position.get("batch")
+        if isinstance(batch, int) and batch > 0:
+            raise ConfigError(
+                f"{last} stops inside an epoch; --batch-size can change only at the end of one "
+                "(resume without it)"
+            )
+        config.batch_size = batch_size
+    if checkpoint is None:
+        if card.get("status") == "finished":
+            raise RunError(f"{last}: no checkpoint there, and {run.path} is finished")
+        log.warning("%s has no checkpoint yet: training it from the start", run.path)
     return _train(config, callbacks=callbacks, run=run, resume=checkpoint, verbose=verbose)
 
 
@@ -446,9 +513,10 @@ def _train(
                 options=config.model_options,
             )
         else:  # resuming: the model the run recorded (its weights come from the checkpoint)
-            model, model_record = rebuild_model(run.card["model"]), run.card["model"]
+            model, model_record = run.new_model(), run.card["model"]
         is_main = context is None or context.is_main
         created = run is None
+        before: dict[str, Any] | None = None
         if run is None:
             label = describe_model(config.model)
             if not isinstance(config.model, str):
@@ -470,8 +538,10 @@ def _train(
                     training={"precision": resolve_precision(config.precision, device).name}
                 )
         elif is_main:
+            before = run.card  # put back if the checkpoint turns out not to fit
             run.update_card(status="training", config=dataclasses.asdict(config))
         job_callbacks = _callbacks(config, run, splits.val is not None, is_main)
+        history = None
         try:
             history = fit(
                 model,
@@ -500,29 +570,59 @@ def _train(
                 verbose=verbose,
                 setup={"test": len(splits.test) if splits.test is not None else None},
             )
+            metrics: dict[str, dict[str, float]] = {}
+            if is_main:
+                run.save_weights(model)
+                metrics = {
+                    name: loss_and_accuracy(model, ds, preprocessing=preprocessing, device=device)
+                    for name, ds in splits.items()
+                    if name != "train"
+                }
+                run.finish(metrics, history=history, started=started, training=history.training)
         except TrainingInterrupted as exc:
             if is_main:
                 run.update_card(status="interrupted", training=exc.training)
             exc.run_path = str(run.path)
             raise
+        except KeyboardInterrupt as exc:  # Ctrl-C outside the loop: saving, evaluating
+            if is_main:
+                run.update_card(status="interrupted")
+            stopped = TrainingInterrupted(
+                list(history or []), dict(history.training) if history is not None else {}
+            )
+            stopped.run_path = str(run.path)
+            raise stopped from exc
         except TrainingError as exc:
             if is_main:
                 run.update_card(status="failed", error=str(exc))
             raise
-        except ConfigError:
+        except ConfigError as exc:
             # refused before the first epoch's checkpoint: a failed start leaves nothing behind
             if created and is_main and not any((run.path / CHECKPOINTS).glob("*")):
                 shutil.rmtree(run.path)
+                raise
+            if is_main and before is not None and history is None:
+                run.write_json("run.json", before)
+            elif is_main:
+                run.update_card(status="failed", error=str(exc))
             raise
-        metrics: dict[str, dict[str, float]] = {}
-        if is_main:
-            run.save_weights(model)
-            metrics = {
-                name: loss_and_accuracy(model, ds, preprocessing=preprocessing, device=device)
-                for name, ds in splits.items()
-                if name != "train"
-            }
-            run.finish(metrics, history=history, started=started, training=history.training)
+        except CnnkitError as exc:  # e.g. a checkpoint that does not fit: nothing trained
+            if is_main and before is not None and history is None:
+                run.write_json("run.json", before)
+            elif is_main:
+                run.update_card(status="failed", error=str(exc))
+            raise
+        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            message = (
+                f"out of memory on {device} training with batch size {config.batch_size}; "
+                "the last checkpoint is kept. Continue with a smaller batch: cnnkit train "
+                f"--resume {run.path} --batch-size {max(1, config.batch_size // 2)}"
+            )
+            if is_main:
+                run.update_card(status="failed", error=message)
+            raise TrainingError(message) from exc
         if context is not None:
             context.barrier()
         return TrainResult(
@@ -535,6 +635,13 @@ def _train(
     finally:
         if context is not None:
             shutdown_distributed()
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says memory ran out (a GPU's, or the CPU allocator's)."""
+    return isinstance(exc, torch.OutOfMemoryError | MemoryError) or (
+        "can't allocate memory" in str(exc)
+    )
 
 
 def _write_card(

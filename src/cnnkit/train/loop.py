@@ -28,7 +28,7 @@ from cnnkit.errors import ConfigError, RunError, TrainingInterrupted
 from cnnkit.inference import predict_logits
 from cnnkit.train.batches import BatchSource, TensorBatches, epoch_generator, steps_per_epoch
 from cnnkit.train.callbacks import Callback, CallbackList, Logs, ProgressBar, TrainState
-from cnnkit.train.checkpoint import FORMAT
+from cnnkit.train.checkpoint import FORMAT, WHERE, check_snapshot
 from cnnkit.train.distributed import DistributedContext
 from cnnkit.train.losses import LossFn, make_loss
 from cnnkit.train.optim import make_optimizer
@@ -253,23 +253,30 @@ def fit(
 
     # 5. Resuming: put back weights, optimizer, scaler, callbacks, random generators and
     #    the position in the epoch, so the run continues as if it had never stopped.
+    #    A snapshot at or past ``epochs``, or after early stopping, restores and returns at
+    #    once (its run can finish).
     if resume is not None:
-        if resume.get("format") != FORMAT:
-            raise RunError(f"checkpoint format {resume.get('format')} is not {FORMAT}")
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        scaler.load_state_dict(resume["scaler"])
-        hooks.load_state_dict(resume["callbacks"])
-        _set_rng_state(resume["rng"], device)
+        check_snapshot(
+            resume,
+            model=model,
+            optimizer=optimizer,
+            callbacks=hooks.state_dict(),
+            steps_per_epoch=steps,
+        )
+        try:
+            model.load_state_dict(resume["model"])
+            optimizer.load_state_dict(resume["optimizer"])
+            scaler.load_state_dict(resume["scaler"])
+            hooks.load_state_dict(resume["callbacks"])
+            _set_rng_state(resume["rng"], device)
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise RunError(f"{WHERE}: cannot be restored ({exc})") from exc
         state.step, state.lr_scale = int(resume["step"]), float(resume["lr_scale"])
         state.history = list(resume["history"])
         state.summary.update(resume["summary"], precision=amp.name, interrupted=False)
         resume_at.update(resume["position"], partial=resume["partial"])
-        if resume_at["epoch"] >= epochs:
-            raise ConfigError(
-                f"the checkpoint has already trained {resume_at['epoch']} of {epochs} epochs; "
-                "ask for more epochs (--epochs) to continue"
-            )
+        if state.summary.get("stopped_epoch") is not None:
+            resume_at["epoch"] = epochs
 
     hooks.on_train_begin()
     try:
