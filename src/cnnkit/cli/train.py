@@ -44,7 +44,11 @@ def count_or_fraction(value: float | None) -> int | float | None:
 
 def train_command(
     recipe: str | None = typer.Option(
-        None, "--recipe", "-r", help="Start from a named recipe (see `cnnkit recipes`)."
+        None,
+        "--recipe",
+        "-r",
+        help="Start from a named recipe (see `cnnkit recipes`); 'auto' chooses from the data "
+        "(the default for folder:PATH without --model).",
     ),
     resume: Path | None = typer.Option(
         None,
@@ -116,6 +120,12 @@ def train_command(
         help="Lower the LR on a plateau: 'factor=0.5,patience=10[,monitor=val_loss,"
         "min_delta=1e-4,cooldown=0,min_lr=0]'.",
     ),
+    class_weight: str | None = typer.Option(
+        None,
+        "--class-weight",
+        help="'balanced': weigh each class's loss by its inverse frequency (for imbalanced "
+        "classes; the auto setup turns it on when classes are imbalanced).",
+    ),
     precision: str | None = typer.Option(
         None,
         "--precision",
@@ -168,6 +178,7 @@ def train_command(
     """Train a model (default: the textbook LeNet on MNIST) and save the run."""
     from cnnkit.errors import ConfigError, TrainingInterrupted
     from cnnkit.evaluate.filters import parse_epochs
+    from cnnkit.train.auto import auto_config, wants_auto
     from cnnkit.train.callbacks import ProgressBar
     from cnnkit.train.job import TrainConfig, resume_training, run_training
 
@@ -193,6 +204,7 @@ def train_command(
         "augment": ([] if augment == ["none"] else augment) if augment else None,
         "early_stopping": _callback_options(early_stopping),
         "reduce_lr": _callback_options(reduce_lr),
+        "class_weight": class_weight,
         "precision": precision,
         "compile": compile,
         "seed": seed,
@@ -214,7 +226,12 @@ def train_command(
                 str(resume), epochs=epochs, device=device, callbacks=[ProgressBar(out)]
             )
         else:
-            config = TrainConfig.from_recipe(recipe, **given) if recipe else TrainConfig(**given)
+            if wants_auto(recipe, given):
+                config, setup, overridden = auto_config(given)
+                for line in setup.lines(overridden):
+                    out.print(line, highlight=False, markup=False)
+            else:
+                config = TrainConfig.from_recipe(recipe, **given) if recipe else TrainConfig(**given)
             if record_filters:
                 config.record_filters = parse_epochs(record_filters, config.epochs)
             out.print(

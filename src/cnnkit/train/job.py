@@ -44,6 +44,7 @@ from cnnkit.train.distributed import (
     shutdown_distributed,
 )
 from cnnkit.train.loop import fit
+from cnnkit.train.losses import LossFn, check_class_weight, class_weights, make_loss
 from cnnkit.train.precision import resolve_precision
 
 
@@ -90,6 +91,9 @@ class TrainConfig:
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         channels_last: NHWC layout; None = automatic.
         compile: ``torch.compile`` the training forward pass.
+        class_weight: ``balanced`` weighs each class's cross-entropy by the inverse of its
+            share of the training split (the run card records the weights); None = equal.
+        auto: what the auto setup chose and why (:mod:`cnnkit.train.auto`; recorded only).
     """
 
     data: str = "mnist"
@@ -122,6 +126,8 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: bool | None = None
     compile: bool = False
+    class_weight: str | None = None
+    auto: dict[str, Any] | None = None
 
     @classmethod
     def from_recipe(cls, recipe: str, /, **overrides: Any) -> TrainConfig:
@@ -239,6 +245,16 @@ def _callbacks(config: TrainConfig, run: Run, has_val: bool, is_main: bool) -> l
     return callbacks
 
 
+def _loss(config: TrainConfig, splits: Splits, run: Run | None) -> LossFn | str:
+    """The loss by name, or with ``class_weight`` the weighted loss (weights on the card)."""
+    if config.class_weight is None:
+        return config.loss
+    weights = class_weights(config.class_weight, splits.train.class_counts())
+    if run is not None:
+        run.update_card(class_weights=dict(zip(splits.train.classes, weights, strict=True)))
+    return make_loss(config.loss, label_smoothing=config.label_smoothing, class_weight=weights)
+
+
 def run_training(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Run one training job and return its run directory, history and final metrics."""
     return _train(config, callbacks=callbacks)
@@ -320,6 +336,7 @@ def _train(
     started = time.time()
     # checked before any work; the card records the resolved steps, not a file that may change
     augment = parse_augment(config.augment) if config.augment else None
+    check_class_weight(config.class_weight)
     if augment is not None:
         config = dataclasses.replace(config, augment=augment.describe())
     device = resolve_device(config.device)
@@ -364,6 +381,7 @@ def _train(
         elif is_main:
             run.update_card(status="training", config=dataclasses.asdict(config))
         job_callbacks = _callbacks(config, run, splits.val is not None, is_main)
+        loss = _loss(config, splits, run if is_main else None)
         try:
             history = fit(
                 model,
@@ -376,7 +394,7 @@ def _train(
                 nesterov=config.nesterov,
                 weight_decay=config.weight_decay,
                 schedule=config.schedule,
-                loss=config.loss,
+                loss=loss,
                 label_smoothing=config.label_smoothing,
                 epochs=config.epochs,
                 batch_size=config.batch_size,
