@@ -20,7 +20,8 @@ cnnkit holds 10% of train out for validation):
   saved as grey, RGB, palette or RGBA PNG or JPEG.
 
 Test accuracy (every test/ folder is balanced, so it is the balanced accuracy too) and
-training seconds, median over the seeds; the table goes into RESULTS.md. CPU-heavy: run a few folders at a time.
+training seconds, median over the seeds; the table goes into RESULTS.md. CPU-heavy: run a
+few folders at a time (results of earlier chunks are kept and merged).
 
     ./run python benchmarks/folders.py --folders mnist-50 photos --seeds 0 1 2
 """
@@ -45,9 +46,16 @@ STORE = Path(tempfile.gettempdir()) / "cnnkit-bench-folders"
 PARTIAL = STORE / "results.json"  # per (folder, method, seed), so chunks add up to one table
 
 
-def _save(images: np.ndarray, labels: np.ndarray, classes: list[str], folder: Path,
-          *, fmt: str, rng: np.random.Generator | None = None,
-          mixed: bool = False) -> None:
+def _save(
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    folder: Path,
+    *,
+    fmt: str,
+    rng: np.random.Generator | None = None,
+    mixed: bool = False,
+) -> None:
     """Write ``(N, C, H, W)`` uint8 images as class folders under ``folder``."""
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         pixels = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
@@ -70,8 +78,15 @@ def _subset(labels: np.ndarray, per_class: list[int], rng: np.random.Generator) 
     )
 
 
-def _from_source(name: str, folder: Path, train_per_class: list[int], *, test_per_class: int,
-                 fmt: str, mixed: bool = False) -> None:
+def _from_source(
+    name: str,
+    folder: Path,
+    train_per_class: list[int],
+    *,
+    test_per_class: int,
+    fmt: str,
+    mixed: bool = False,
+) -> None:
     splits = load_dataset(name, val_size=0)
     rng = np.random.default_rng(0)
     classes = [c.replace("/", "-").replace(" ", "_") for c in splits.train.classes]
@@ -82,19 +97,35 @@ def _from_source(name: str, folder: Path, train_per_class: list[int], *, test_pe
     ):
         labels = dataset.labels.numpy()
         index = _subset(labels, counts, rng)
-        _save(dataset.images[index].numpy(), labels[index], classes, folder / part,
-              fmt=fmt, rng=rng, mixed=mixed)
+        _save(
+            dataset.images[index].numpy(),
+            labels[index],
+            classes,
+            folder / part,
+            fmt=fmt,
+            rng=rng,
+            mixed=mixed,
+        )
 
 
 def _photos(folder: Path) -> None:
     """8 of scikit-image's colour sample photos; each class is random crops of one photo."""
     from skimage import data as samples
 
-    names = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
-             "immunohistochemistry", "motorcycle_left", "retina"]
+    names = [
+        "astronaut",
+        "chelsea",
+        "coffee",
+        "rocket",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "stereo_motorcycle",
+        "retina",
+    ]
     rng = np.random.default_rng(0)
     for name in names:
-        photo = Image.fromarray(getattr(samples, name)()).convert("RGB")
+        pixels = getattr(samples, name)()
+        photo = Image.fromarray(pixels[0] if isinstance(pixels, tuple) else pixels).convert("RGB")
         width, height = photo.size
         for part, count in (("train", 40), ("test", 40)):
             for i in range(count):
@@ -141,8 +172,13 @@ def run_method(method: str, source: str, seed: int, runs: str) -> tuple[float, f
 
         defaults = choose_finetune(read_facts(source, seed=seed))
         config = FinetuneConfig(
-            data=source, input_size=defaults.input_size, epochs=defaults.epochs,
-            batch_size=defaults.batch_size, seed=seed, device="cpu", runs_dir=runs,
+            data=source,
+            input_size=defaults.input_size,
+            epochs=defaults.epochs,
+            batch_size=defaults.batch_size,
+            seed=seed,
+            device="cpu",
+            runs_dir=runs,
         )
         result = finetune(config)
         setup = f"efficientnet_lite0 head, {defaults.input_size}px, {defaults.epochs} ep"
@@ -186,11 +222,16 @@ def main() -> None:
                     entry = {"accuracy": accuracy, "seconds": seconds, "setup": setup}
                     results[f"{name}/{method}/{seed}"] = entry
                     PARTIAL.write_text(json.dumps(results, indent=1))
-                    print(f"{name:<20}{method:<10}seed {seed}: {accuracy * 100:6.2f}% "
-                          f"train {seconds:6.1f}s (wall {time.time() - started:.0f}s) {setup}",
-                          flush=True)
-    write_section("folders", "Your own folder: auto setup vs textbook default vs transfer",
-                  report(results, start_load))
+                    print(
+                        f"{name:<20}{method:<10}seed {seed}: {accuracy * 100:6.2f}% "
+                        f"train {seconds:6.1f}s (wall {time.time() - started:.0f}s) {setup}",
+                        flush=True,
+                    )
+    write_section(
+        "folders",
+        "Your own folder: auto setup vs textbook default vs transfer",
+        report(results, start_load),
+    )
     print(f"table written to {RESULTS}")
 
 
@@ -224,8 +265,7 @@ def report(results: dict[str, dict], start_load: str) -> str:
         "(frozen backbone, new head; input size and epochs from `choose_finetune`). Test "
         "accuracy on the folder's test/ images, median over the seeds (count in brackets); "
         "training seconds, median. `./run python benchmarks/folders.py` "
-        "(in chunks: `--folders NAME --seeds 0 1 2`).\n\n"
-        + markdown_table(headers, rows)
+        "(in chunks: `--folders NAME --seeds 0 1 2`).\n\n" + markdown_table(headers, rows)
     )
 
 

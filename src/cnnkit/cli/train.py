@@ -230,8 +230,10 @@ def train_command(
                 config, setup, overridden = auto_config(given)
                 for line in setup.lines(overridden):
                     out.print(line, highlight=False, markup=False)
+            elif recipe:
+                config = TrainConfig.from_recipe(recipe, **given)
             else:
-                config = TrainConfig.from_recipe(recipe, **given) if recipe else TrainConfig(**given)
+                config = TrainConfig(**given)
             if record_filters:
                 config.record_filters = parse_epochs(record_filters, config.epochs)
             out.print(

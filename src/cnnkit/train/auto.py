@@ -87,11 +87,11 @@ class AutoSetup:
 
     def lines(self, overridden: Sequence[str] = ()) -> list[str]:
         """What ``cnnkit train`` prints before training: one line per reason."""
-        head = "auto setup (--recipe auto), chosen from the data; any option you give wins"
-        lines = [head + ":"] + [f"  {topic:<9}{reason}" for topic, reason in self.reasons]
+        head = "auto setup (--recipe auto), chosen from the data; options you give win"
+        lines = [head + ":"] + [f"  {topic:<10}{reason}" for topic, reason in self.reasons]
         if overridden:
             options = ", ".join("--" + name.replace("_", "-") for name in overridden)
-            lines.append(f"  {'yours':<9}{options} as you gave")
+            lines.append(f"  {'yours':<10}{options} as you gave")
         return lines
 
     def to_dict(self) -> dict[str, Any]:
@@ -105,7 +105,9 @@ def check_classes(classes: Sequence[str], images_per_class: Sequence[int]) -> No
     Raises:
         DataError: a class with fewer than :data:`MIN_PER_CLASS` images, named.
     """
-    small = [(name, n) for name, n in zip(classes, images_per_class, strict=True) if n < MIN_PER_CLASS]
+    small = [
+        (name, n) for name, n in zip(classes, images_per_class, strict=True) if n < MIN_PER_CLASS
+    ]
     if len(classes) < 2:
         raise DataError(
             f"the data has {len(classes)} class; a classifier needs at least 2 class folders"
@@ -144,41 +146,31 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
         DataError: a class too small to train on (see :func:`check_classes`).
     """
     check_classes(facts.classes, facts.images_per_class)
-    reasons: list[tuple[str, str]] = []
     counts = facts.train_per_class
-    kind = "grey" if facts.channels == 1 else "colour"
     height, width = facts.size
-    reasons.append(
+    sizes = f", files of {facts.distinct_sizes} sizes" if facts.distinct_sizes > 1 else ""
+    reasons = [
         (
             "data",
             f"{facts.train_images} training images, {len(facts.classes)} classes "
-            f"({min(counts)}-{max(counts)} per class), {height}x{width} {kind}"
-            + (f", files of {facts.distinct_sizes} sizes" if facts.distinct_sizes > 1 else ""),
-        )
-    )
+            f"({min(counts)}-{max(counts)} each), {height}x{width} "
+            f"{'grey' if facts.channels == 1 else 'colour'}{sizes}",
+        ),
+        ("model", "fastnet, a small residual BatchNorm net (LeNet overfits small folders)"),
+    ]
     settings: dict[str, Any] = {"model": "fastnet"}
-    reasons.append(
-        (
-            "model",
-            "fastnet, a small residual BatchNorm net with global pooling: it learns from a few "
-            "hundred images where LeNet's large dense layer overfits",
-        )
-    )
 
-    size = facts.size
-    if facts.resizable:
-        size = _capped(facts.size, MAX_SIDE)
-        if size != facts.size:
-            settings["data"] = _with_size(facts.source, size)
-            speedup = (height * width) / (size[0] * size[1])
-            reasons.append(
-                (
-                    "size",
-                    f"trained at {size[0]}x{size[1]} instead of {height}x{width} (about "
-                    f"{speedup:.0f}x less work per image); choose with "
-                    f'"folder:PATH?size=HxW"',
-                )
+    size = _capped(facts.size, MAX_SIDE) if facts.resizable else facts.size
+    if size != facts.size:
+        settings["data"] = _with_size(facts.source, size)
+        work = (height * width) / (size[0] * size[1])
+        reasons.append(
+            (
+                "size",
+                f"{size[0]}x{size[1]}, not {height}x{width}: {work:.0f}x less work "
+                "(folder:PATH?size=HxW chooses)",
             )
+        )
 
     batch = 32 if facts.train_images < 2000 else 64
     steps = math.ceil(facts.train_images / batch)
@@ -191,14 +183,14 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
         "schedule": "onecycle:peak=0.25",
         "label_smoothing": 0.1,
     }
-    reasons.append(
+    reasons += [
         (
             "epochs",
-            f"{epochs} epochs of {steps} steps at batch {batch} ({epochs * steps} optimizer "
-            f"steps; a small folder needs many passes), one-cycle Adam peaking at lr 0.005, "
-            "label smoothing 0.1",
-        )
-    )
+            f"{epochs}, of {steps} step{'s' if steps > 1 else ''} of {batch} images: "
+            f"{epochs * steps} steps (aim: {MIN_STEPS}, {MIN_EPOCHS}-{MAX_EPOCHS} epochs)",
+        ),
+        ("optimizer", "Adam, one-cycle schedule peaking at lr 0.005, label smoothing 0.1"),
+    ]
 
     if facts.has_val:
         patience = max(5, epochs // 4)
@@ -208,32 +200,22 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
             "restore_best_weights": True,
         }
         reasons.append(
-            (
-                "stopping",
-                f"stops when val_loss has not improved for {patience} epochs; the weights of "
-                "the best epoch are kept",
-            )
+            ("stopping", f"after {patience} epochs without a better val_loss; best weights kept")
         )
     else:
-        reasons.append(("stopping", "no validation split, so no early stopping"))
+        reasons.append(("stopping", "none: there is no validation split"))
 
     shift = max(2, round(max(size) / 16))
     if facts.channels == 3:
         settings["augment"] = ["flip", f"translate-reflect:{shift}"]
-        reasons.append(
-            (
-                "augment",
-                f"left-right flips and shifts of up to {shift} px: a mirrored photo or drawing "
-                "shows the same thing",
-            )
-        )
+        reasons.append(("augment", f"mirror and shift up to {shift} px (colour: photos, drawings)"))
     else:
-        settings["augment"] = [f"translate:{shift}"]
+        settings["augment"] = [f"translate:{shift}", "rotate:max_left=10,max_right=10"]
         reasons.append(
             (
                 "augment",
-                f"shifts of up to {shift} px, no flips: grey pictures are often digits or "
-                "letters, which a mirror changes (add --augment flip if yours may be mirrored)",
+                f"shift up to {shift} px, rotate up to 10 degrees, no flips: grey pictures are "
+                "often digits or letters, which mirroring changes (--augment flip adds them)",
             )
         )
 
@@ -244,9 +226,8 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
         reasons.append(
             (
                 "balance",
-                f"imbalanced classes ({big!r} has {max(counts)} training images, {small!r} "
-                f"{min(counts)}: {facts.imbalance:.1f}x): cross-entropy weighted by inverse "
-                "class frequency (--class-weight balanced)",
+                f"{big!r} {max(counts)} vs {small!r} {min(counts)} images "
+                f"({facts.imbalance:.1f}x): weighted loss (--class-weight balanced)",
             )
         )
 
@@ -255,8 +236,8 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
         reasons.append(
             (
                 "try",
-                f"with {per_class:.0f} colour pictures per class, a pretrained backbone may "
-                f"do better: cnnkit finetune --data {facts.source}",
+                f"{per_class:.0f} colour pictures per class: a pretrained net may do better: "
+                f"cnnkit finetune --data {facts.source}",
             )
         )
     return AutoSetup(settings=settings, reasons=tuple(reasons))
@@ -287,8 +268,11 @@ def choose_finetune(facts: DataFacts, *, native: int = 224) -> FinetuneDefaults:
             f"{input_size}x{input_size}: the images are {facts.size[0]}x{facts.size[1]}; "
             f"larger inputs than the pictures hold cost time and add nothing (native {native})",
         ),
-        ("epochs", f"{epochs} epochs of {steps} steps at batch {batch} (at least "
-         f"{FINETUNE_MIN_STEPS} steps)"),
+        (
+            "epochs",
+            f"{epochs} epochs of {steps} steps at batch {batch} (at least "
+            f"{FINETUNE_MIN_STEPS} steps)",
+        ),
     )
     return FinetuneDefaults(input_size=input_size, epochs=epochs, batch_size=batch, reasons=reasons)
 
