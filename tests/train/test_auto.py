@@ -184,6 +184,20 @@ def test_auto_config_reads_the_folder_and_lets_given_options_win(tmp_path) -> No
     assert config.auto["chosen"]["epochs"] == setup.settings["epochs"] != 3
 
 
+def test_finetune_on_a_folder_gets_input_size_and_epochs_unless_given(tmp_path) -> None:
+    from cnnkit.train.auto import finetune_setup
+    from cnnkit.transfer.finetune import FinetuneConfig
+
+    folder = write_folder(tmp_path / "pics", {"red": 12, "green": 12})
+    config, lines = finetune_setup(FinetuneConfig(data=f"folder:{folder}"), set())
+    assert config.input_size == 96 and config.epochs == 30  # 16x16 pictures, one step an epoch
+    assert any("96x96" in line for line in lines)
+    mine, _ = finetune_setup(FinetuneConfig(data=f"folder:{folder}", epochs=2), {"epochs"})
+    assert mine.epochs == 2 and mine.input_size == 96
+    fashion = FinetuneConfig(data="fashion-mnist")
+    assert finetune_setup(fashion, set()) == (fashion, [])
+
+
 def test_cnnkit_train_on_a_folder_chooses_says_why_and_records_it(tmp_path) -> None:
     folder = write_folder(tmp_path / "pics", {"blue": 8, "green": 8, "red": 24})
     result = cnnkit(

@@ -15,6 +15,7 @@ facts from a data source; :func:`auto_config` is what ``cnnkit train`` calls.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from cnnkit.data.dataset import Splits
     from cnnkit.data.sources import SourceData
     from cnnkit.train.job import TrainConfig
+    from cnnkit.transfer.finetune import FinetuneConfig
 
 AUTO = "auto"  # the recipe name: cnnkit train --recipe auto
 MIN_PER_CLASS = 3  # images a class needs: one each for training, validation and test
@@ -374,3 +376,27 @@ def auto_config(given: dict[str, Any]) -> tuple[TrainConfig, AutoSetup, list[str
     values["data"] = setup.settings.get("data", source)
     config = TrainConfig.from_dict({**values, "recipe": AUTO, "auto": setup.to_dict()})
     return config, setup, overridden
+
+
+def finetune_setup(config: FinetuneConfig, given: set[str]) -> tuple[FinetuneConfig, list[str]]:
+    """``cnnkit finetune`` on a folder: the input size and epochs ``given`` leaves open,
+    chosen by :func:`choose_finetune`, and the lines saying so (none for other sources)."""
+    from cnnkit.transfer.finetune import FinetuneConfig
+
+    if not config.data.startswith(FOLDER_PREFIX):
+        return config, []
+    facts = read_facts(config.data, data_dir=config.data_dir, seed=config.seed)
+    defaults = choose_finetune(facts)
+    chosen: dict[str, Any] = {}
+    lines = ["chosen from the data (options you give win):"]
+    if "input_size" not in given and config.backbone == "efficientnet_lite0":
+        chosen["input_size"] = defaults.input_size
+    if "epochs" not in given:
+        chosen["epochs"] = defaults.epochs
+    for topic, reason in defaults.reasons:
+        key = "input_size" if topic == "input" else topic
+        if key in chosen:
+            lines.append(f"  {topic:<10}{reason}")
+    if not chosen:
+        return config, []
+    return FinetuneConfig(**{**dataclasses.asdict(config), **chosen}), lines
