@@ -182,6 +182,9 @@ def test_auto_config_reads_the_folder_and_lets_given_options_win(tmp_path) -> No
     assert config.model == "fastnet" and config.recipe == "auto"
     assert config.class_weight == "balanced"  # 3x imbalance
     assert config.auto["chosen"]["epochs"] == setup.settings["epochs"] != 3
+    from cnnkit.train.job import TrainConfig
+
+    assert TrainConfig.from_recipe("auto", data=f"folder:{folder}", epochs=3) == config
 
 
 def test_finetune_on_a_folder_gets_input_size_and_epochs_unless_given(tmp_path) -> None:

@@ -132,8 +132,13 @@ class TrainConfig:
     @classmethod
     def from_recipe(cls, recipe: str, /, **overrides: Any) -> TrainConfig:
         """The recipe's settings, then ``overrides`` on top (see :mod:`cnnkit.train.recipes`);
-        ``overrides`` may hold any field, ``name`` (the run's name) included."""
+        ``overrides`` may hold any field, ``name`` (the run's name) included. ``auto`` chooses
+        the settings from the data (:mod:`cnnkit.train.auto`)."""
+        from cnnkit.train.auto import AUTO, auto_config
         from cnnkit.train.recipes import recipe_settings
+
+        if recipe == AUTO:
+            return auto_config(overrides)[0]
 
         return cls.from_dict({**recipe_settings(recipe), "recipe": recipe, **overrides})
 
