@@ -43,7 +43,8 @@ from cnnkit.data.sources import load_dataset
 
 METHODS = ("auto", "textbook", "transfer")
 STORE = Path(tempfile.gettempdir()) / "cnnkit-bench-folders"
-PARTIAL = STORE / "results.json"  # per (folder, method, seed), so chunks add up to one table
+PARTIAL = STORE / "results.json"  # per (folder, method, seed): chunks add up to one table,
+# and a chunk stopped half-way is resumed where it stopped
 
 
 def _save(
@@ -217,6 +218,9 @@ def main() -> None:
             source = f"folder:{build(name)}"
             for method in args.methods:
                 for seed in args.seeds:
+                    if f"{name}/{method}/{seed}" in results:
+                        print(f"{name} {method} seed {seed}: measured before (--fresh forgets)")
+                        continue
                     started = time.time()
                     accuracy, seconds, setup = run_method(method, source, seed, runs)
                     entry = {"accuracy": accuracy, "seconds": seconds, "setup": setup}
