@@ -151,11 +151,12 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
     counts = facts.train_per_class
     height, width = facts.size
     sizes = f", files of {facts.distinct_sizes} sizes" if facts.distinct_sizes > 1 else ""
+    each = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}-{max(counts)}"
     reasons = [
         (
             "data",
             f"{facts.train_images} training images, {len(facts.classes)} classes "
-            f"({min(counts)}-{max(counts)} each), {height}x{width} "
+            f"({each} each), {height}x{width} "
             f"{'grey' if facts.channels == 1 else 'colour'}{sizes}",
         ),
         ("model", "fastnet, a small residual BatchNorm net (LeNet overfits small folders)"),
