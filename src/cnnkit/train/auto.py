@@ -15,7 +15,6 @@ facts from a data source; :func:`auto_config` is what ``cnnkit train`` calls.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -26,8 +25,6 @@ from cnnkit.data.health import IMBALANCE_WARN
 from cnnkit.errors import DataError
 
 if TYPE_CHECKING:
-    from cnnkit.data.dataset import Splits
-    from cnnkit.data.sources import SourceData
     from cnnkit.train.job import TrainConfig
     from cnnkit.transfer.finetune import FinetuneConfig
 
@@ -280,34 +277,6 @@ def choose_finetune(facts: DataFacts, *, native: int = 224) -> FinetuneDefaults:
     return FinetuneDefaults(input_size=input_size, epochs=epochs, batch_size=batch, reasons=reasons)
 
 
-def facts_from(source: str, data: SourceData, splits: Splits) -> DataFacts:
-    """The facts of a source as read (``data``) and split (``splits``)."""
-    import numpy as np
-
-    from cnnkit.data.folder import parse_folder_source
-
-    classes = tuple(splits.train.classes)
-    every = np.zeros(len(classes), dtype=np.int64)
-    for part in data.parts.values():
-        every += np.bincount(part.labels.numpy(), minlength=len(classes))
-    report = data.report
-    resizable = False
-    if source.startswith(FOLDER_PREFIX):
-        resizable = parse_folder_source(source)[1].size is None
-    channels, height, width = splits.train.image_shape
-    return DataFacts(
-        source=source,
-        classes=classes,
-        images_per_class=tuple(int(n) for n in every),
-        train_per_class=tuple(splits.train.class_counts()),
-        has_val=splits.val is not None and len(splits.val) > 0,
-        size=(height, width),
-        channels=channels,
-        distinct_sizes=len(report.sizes) if report is not None else 1,
-        resizable=resizable,
-    )
-
-
 def read_facts(
     source: str,
     *,
@@ -323,15 +292,14 @@ def read_facts(
     Raises:
         DataError: a class too small to split into training, validation and test.
     """
+    from cnnkit.data.folder import parse_folder_source
     from cnnkit.data.sources import canonical_source, make_splits, read_source
 
     data = read_source(source, data_dir)
     classes = tuple(data.parts["train"].classes)
-    counts = [0] * len(classes)
-    for part in data.parts.values():
-        for label, n in enumerate(part.class_counts()):
-            counts[label] += n
-    check_classes(classes, counts)  # before splitting, which would fail less clearly
+    per_part = [part.class_counts() for part in data.parts.values()]
+    images_per_class = tuple(sum(counts) for counts in zip(*per_part, strict=True))
+    check_classes(classes, images_per_class)  # before splitting, which would fail less clearly
     splits = make_splits(
         source,
         data,
@@ -341,7 +309,19 @@ def read_facts(
         group_by=group_by,
         split_file=split_file,
     )
-    return facts_from(canonical_source(source), data, splits)
+    name = canonical_source(source)
+    channels, height, width = splits.train.image_shape
+    return DataFacts(
+        source=name,
+        classes=classes,
+        images_per_class=images_per_class,
+        train_per_class=tuple(splits.train.class_counts()),
+        has_val=splits.val is not None and len(splits.val) > 0,
+        size=(height, width),
+        channels=channels,
+        distinct_sizes=len(data.report.sizes) if data.report is not None else 1,
+        resizable=name.startswith(FOLDER_PREFIX) and parse_folder_source(name)[1].size is None,
+    )
 
 
 def wants_auto(recipe: str | None, given: dict[str, Any]) -> bool:
@@ -382,8 +362,6 @@ def auto_config(given: dict[str, Any]) -> tuple[TrainConfig, AutoSetup, list[str
 def finetune_setup(config: FinetuneConfig, given: set[str]) -> tuple[FinetuneConfig, list[str]]:
     """``cnnkit finetune`` on a folder: the input size and epochs ``given`` leaves open,
     chosen by :func:`choose_finetune`, and the lines saying so (none for other sources)."""
-    from cnnkit.transfer.finetune import FinetuneConfig
-
     if not config.data.startswith(FOLDER_PREFIX):
         return config, []
     facts = read_facts(config.data, data_dir=config.data_dir, seed=config.seed)
@@ -400,4 +378,4 @@ def finetune_setup(config: FinetuneConfig, given: set[str]) -> tuple[FinetuneCon
             lines.append(f"  {topic:<10}{reason}")
     if not chosen:
         return config, []
-    return FinetuneConfig(**{**dataclasses.asdict(config), **chosen}), lines
+    return replace(config, **chosen), lines
