@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, describe_machine, load_average, markdown_table, median, write_section
+from common import RESULTS, describe_machine, markdown_table, median, write_section
 from PIL import Image
 
 from cnnkit.data.sources import load_dataset
@@ -212,7 +212,6 @@ def main() -> None:
 
     STORE.mkdir(parents=True, exist_ok=True)
     results = {} if args.fresh or not PARTIAL.exists() else json.loads(PARTIAL.read_text())
-    start_load = load_average()
     with tempfile.TemporaryDirectory() as runs:
         for name in args.folders:
             source = f"folder:{build(name)}"
@@ -234,12 +233,12 @@ def main() -> None:
     write_section(
         "folders",
         "Your own folder: auto setup vs textbook default vs transfer",
-        report(results, start_load),
+        report(results),
     )
     print(f"table written to {RESULTS}")
 
 
-def report(results: dict[str, dict], start_load: str) -> str:
+def report(results: dict[str, dict]) -> str:
     rows = []
     for name in FOLDERS:
         cells: list[str] = [name]
@@ -249,21 +248,18 @@ def report(results: dict[str, dict], start_load: str) -> str:
             if not runs:
                 cells += ["not run", ""]
                 continue
-            accuracy = median([r["accuracy"] for r in runs]) * 100
-            best[method] = accuracy
+            best[method] = median([r["accuracy"] for r in runs]) * 100
             cells += [
-                f"{accuracy:.1f}% [{len(runs)}]",
+                f"{best[method]:.1f}% [{len(runs)}]",
                 f"{median([r['seconds'] for r in runs]):.0f} s",
             ]
-        if "auto" in best:
-            others = [v for k, v in best.items() if k != "auto"]
-            gap = best["auto"] - max(others) if others else 0.0
-            cells.append(f"{gap:+.1f}")
+        others = [v for k, v in best.items() if k != "auto"]
+        cells.append(f"{best['auto'] - max(others):+.1f}" if "auto" in best and others else "")
         rows.append(cells)
-    headers = ["folder", "auto", "s", "textbook", "s", "transfer", "s", "auto - best other"]
+    headers = ["folder", "auto", "time", "textbook", "time", "transfer", "time", "auto - best"]
     return (
-        f"Machine: {describe_machine()}; load at the end: {load_average()} "
-        f"(load at the start of the last chunk: {start_load}).\n\n"
+        f"Machine (when the table was written): {describe_machine()}. The machine was shared "
+        "with other jobs while these ran, so the seconds are noisy (up to 8x for one run).\n\n"
         "Each folder trained per seed by: the auto setup (`cnnkit train --data folder:PATH`), "
         "the textbook default (LeNet, 10 epochs, batch 100) and EfficientNet-Lite0 fine-tuning "
         "(frozen backbone, new head; input size and epochs from `choose_finetune`). Test "
