@@ -79,6 +79,11 @@ def test_large_pictures_are_read_at_a_capped_size_keeping_their_shape() -> None:
     setup = choose_setup(facts(size=(480, 640)))
     assert setup.settings["data"] == "folder:/data/shapes?size=48x64"
     assert "48x64, not 480x640" in reasons(setup)["size"]
+    # tiny pictures are read larger: at 12x12 fastnet's last stage is 1x1, and BatchNorm fails
+    # on a last batch of one image
+    tiny = choose_setup(facts(size=(12, 24)))
+    assert tiny.settings["data"] == "folder:/data/shapes?size=16x32"
+    assert "needs 16 px" in reasons(tiny)["size"]
     # a size the user chose in the source is kept
     assert "data" not in choose_setup(facts(size=(480, 640), resizable=False)).settings
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 AUTO = "auto"  # the recipe name: cnnkit train --recipe auto
 MIN_PER_CLASS = 3  # images a class needs: one each for training, validation and test
 MAX_SIDE = 64  # longest side the auto setup trains at (a folder of larger pictures is shrunk)
+MIN_SIDE = 16  # shortest side: fastnet's three 2x2 pools leave 2x2 (BatchNorm needs > 1 value)
 MIN_STEPS = 500  # optimizer steps the auto setup trains for, at least
 MIN_EPOCHS = 10
 MAX_EPOCHS = 100
@@ -121,13 +122,14 @@ def check_classes(classes: Sequence[str], images_per_class: Sequence[int]) -> No
         )
 
 
-def _capped(size: tuple[int, int], side: int) -> tuple[int, int]:
-    """``size`` shrunk (aspect ratio kept) so its longer side is at most ``side``."""
+def _train_size(size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` scaled (aspect ratio kept) so its longer side is at most :data:`MAX_SIDE` and
+    its shorter side at least :data:`MIN_SIDE` (the shorter-side rule wins)."""
     height, width = size
-    scale = side / max(height, width)
-    if scale >= 1:
+    scale = max(min(1.0, MAX_SIDE / max(height, width)), MIN_SIDE / min(height, width))
+    if scale == 1.0:
         return size
-    return max(8, round(height * scale)), max(8, round(width * scale))
+    return max(MIN_SIDE, round(height * scale)), max(MIN_SIDE, round(width * scale))
 
 
 def _with_size(source: str, size: tuple[int, int]) -> str:
@@ -160,15 +162,19 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
     ]
     settings: dict[str, Any] = {"model": "fastnet"}
 
-    size = _capped(facts.size, MAX_SIDE) if facts.resizable else facts.size
+    size = _train_size(facts.size) if facts.resizable else facts.size
     if size != facts.size:
         settings["data"] = _with_size(facts.source, size)
         work = (height * width) / (size[0] * size[1])
+        why = (
+            f"{work:.0f}x less work"
+            if work > 1
+            else f"fastnet halves the size 3 times and needs {MIN_SIDE} px"
+        )
         reasons.append(
             (
                 "size",
-                f"{size[0]}x{size[1]}, not {height}x{width}: {work:.0f}x less work "
-                "(folder:PATH?size=HxW chooses)",
+                f"{size[0]}x{size[1]}, not {height}x{width}: {why} (folder:PATH?size=HxW chooses)",
             )
         )
 
