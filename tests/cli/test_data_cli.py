@@ -96,7 +96,8 @@ def shapes(tmp_path_factory) -> Path:
 
 def test_train_on_a_folder_then_evaluate_and_reuse_its_split(shapes, tmp_path) -> None:
     runs = tmp_path / "runs"
-    common = ("--epochs", "1", "--batch-size", "8", "--device", "cpu", "--runs-dir", str(runs))
+    common = ("--model", "lenet", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+              "--runs-dir", str(runs))  # fmt: skip
     trained = run("train", "--data", f"folder:{shapes}", "--name", "one", *common).output
     accuracy = re.search(r"test accuracy (\d+\.\d+)%", trained).group(1)
     card = json.loads((runs / "one" / "run.json").read_text())

@@ -20,4 +20,10 @@ def recipes_command() -> None:
             f"{settings.get('epochs', 10)} epochs. {recipe.description}"
         )
         table.add_row(recipe.name, setup, recipe.expect)
+    table.add_row(
+        "auto",
+        "chosen from the data (the default for folder:PATH without --model): fastnet, "
+        "epochs, augmentation, early stopping, class weights; printed before training",
+        "benchmarks/RESULTS.md, section folders",
+    )
     out.print(table)

@@ -35,7 +35,8 @@ def train_command(
         "--recipe",
         "-r",
         metavar="NAME",
-        help="Start from a named recipe (see `cnnkit recipes`).",
+        help="Start from a named recipe (see `cnnkit recipes`); 'auto' chooses from the data "
+        "(the default for folder:PATH without --model).",
     ),
     resume: Path | None = typer.Option(
         None,
@@ -131,6 +132,12 @@ def train_command(
         "patience (10 epochs), monitor (val_loss), mode (auto), min_delta (1e-4), "
         "cooldown (0), min_lr (0); e.g. factor=0.5,patience=10.",
     ),
+    class_weight: str | None = typer.Option(
+        None,
+        "--class-weight",
+        help="'balanced': weigh each class's loss by its inverse frequency (for imbalanced "
+        "classes; the auto setup turns it on when classes are imbalanced).",
+    ),
     precision: str | None = typer.Option(
         None,
         "--precision",
@@ -191,6 +198,7 @@ def train_command(
     from cnnkit.errors import ConfigError, TrainingInterrupted
     from cnnkit.evaluate.filters import parse_epochs
     from cnnkit.options import parse_pairs
+    from cnnkit.train.auto import auto_config, wants_auto
     from cnnkit.train.callbacks import ProgressBar
     from cnnkit.train.job import TrainConfig, resume_training, run_training
 
@@ -216,6 +224,7 @@ def train_command(
         "augment": ([] if augment == ["none"] else augment) if augment else None,
         "early_stopping": _callback_options(early_stopping),
         "reduce_lr": _callback_options(reduce_lr),
+        "class_weight": class_weight,
         "precision": precision,
         "compile": compile,
         "seed": seed,
@@ -242,7 +251,15 @@ def train_command(
                 callbacks=[ProgressBar(out)],
             )
         else:
-            config = TrainConfig.from_recipe(recipe, **given) if recipe else TrainConfig(**given)
+            if wants_auto(recipe, given):
+                TrainConfig(**given).validate()  # the options given, before data is read
+                config, setup, overridden = auto_config(given)
+                for line in setup.lines(overridden):
+                    out.print(line, highlight=False, markup=False)
+            elif recipe:
+                config = TrainConfig.from_recipe(recipe, **given)
+            else:
+                config = TrainConfig(**given)
             if record_filters:
                 config.record_filters = parse_epochs(record_filters, config.epochs)
             config.validate()  # a mistake fails now, before data is loaded or a run made

@@ -156,7 +156,13 @@ def finetune_command(
     unfreeze_after: int | None = typer.Option(
         None, "--unfreeze-after", min=1, help="Unfreeze everything after this many epochs."
     ),
-    epochs: int = typer.Option(5, "--epochs", "-e", min=1, help="Passes over the training set."),
+    epochs: int | None = typer.Option(
+        None,
+        "--epochs",
+        "-e",
+        min=1,
+        help="Passes over the training set [default: chosen from a folder's size, else 5].",
+    ),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Samples per step."),
     optimizer: str = typer.Option("adam", "--optimizer", help="adam or sgd."),
     lr: float = typer.Option(1e-3, "--lr", help="Learning rate of the new head."),
@@ -172,6 +178,7 @@ def finetune_command(
     ),
 ) -> None:
     """Fine-tune a pretrained backbone with a new head; save it as a run folder."""
+    from cnnkit.train.auto import finetune_setup
     from cnnkit.train.callbacks import ProgressBar
     from cnnkit.transfer.finetune import FinetuneConfig, finetune
 
@@ -185,7 +192,7 @@ def finetune_command(
         input_size=input_size,
         freeze=freeze,
         unfreeze_after=unfreeze_after,
-        epochs=epochs,
+        **({"epochs": epochs} if epochs is not None else {}),
         batch_size=batch_size,
         optimizer=optimizer,
         lr=lr,
@@ -196,6 +203,11 @@ def finetune_command(
         name=name,
     )
     config.validate()  # a mistake fails now, before data is loaded or a run made
+    given = {k for k, v in (("epochs", epochs), ("input_size", input_size)) if v is not None}
+    config, chosen = finetune_setup(config, given)
+    for line in chosen:
+        out.print(line, highlight=False, markup=False)
+    epochs = config.epochs
     out.print(
         f"fine-tuning [bold]{backbone}[/] on [bold]{data}[/]: freeze {freeze}"
         + (f", unfrozen after {unfreeze_after} epochs" if unfreeze_after else "")

@@ -57,7 +57,7 @@ from cnnkit.train.distributed import (
     shutdown_distributed,
 )
 from cnnkit.train.loop import fit, log_keys
-from cnnkit.train.losses import make_loss
+from cnnkit.train.losses import LossFn, check_class_weight, class_weights, make_loss
 from cnnkit.train.optim import make_optimizer
 from cnnkit.train.precision import resolve_precision
 from cnnkit.train.schedules import Schedule
@@ -108,6 +108,9 @@ class TrainConfig:
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
         channels_last: NHWC layout; None = automatic.
         compile: ``torch.compile`` the training forward pass.
+        class_weight: ``balanced`` weighs each class's cross-entropy by the inverse of its
+            share of the training split (the run card records the weights); None = equal.
+        auto: what the auto setup chose and why (:mod:`cnnkit.train.auto`; recorded only).
     """
 
     data: str = "mnist"
@@ -140,12 +143,19 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: bool | None = None
     compile: bool = False
+    class_weight: str | None = None
+    auto: dict[str, Any] | None = None
 
     @classmethod
     def from_recipe(cls, recipe: str, /, **overrides: Any) -> TrainConfig:
         """The recipe's settings, then ``overrides`` on top (see :mod:`cnnkit.train.recipes`);
-        ``overrides`` may hold any field, ``name`` (the run's name) included."""
+        ``overrides`` may hold any field, ``name`` (the run's name) included. ``auto`` chooses
+        the settings from the data (:mod:`cnnkit.train.auto`)."""
+        from cnnkit.train.auto import AUTO, auto_config
         from cnnkit.train.recipes import recipe_settings
+
+        if recipe == AUTO:
+            return auto_config(overrides)[0]
 
         return cls.from_dict({**recipe_settings(recipe), "recipe": recipe, **overrides})
 
@@ -371,6 +381,16 @@ def _callbacks(config: TrainConfig, run: Run, has_val: bool, is_main: bool) -> l
     return callbacks
 
 
+def _loss(config: TrainConfig, splits: Splits, run: Run | None) -> LossFn | str:
+    """The loss by name, or with ``class_weight`` the weighted loss (weights on the card)."""
+    if config.class_weight is None:
+        return config.loss
+    weights = class_weights(config.class_weight, splits.train.class_counts())
+    if run is not None:
+        run.update_card(class_weights=dict(zip(splits.train.classes, weights, strict=True)))
+    return make_loss(config.loss, label_smoothing=config.label_smoothing, class_weight=weights)
+
+
 def run_training(
     config: TrainConfig, *, callbacks: Sequence[Callback] = (), verbose: int = 1
 ) -> TrainResult:
@@ -494,6 +514,7 @@ def _train(
         config.validate()
     # the card records the resolved augmentation steps, not a file that may change
     augment = parse_augment(config.augment) if config.augment else None
+    check_class_weight(config.class_weight)
     if augment is not None:
         config = dataclasses.replace(config, augment=augment.describe())
     device = resolve_device(config.device)
@@ -542,6 +563,7 @@ def _train(
             run.update_card(status="training", config=dataclasses.asdict(config))
         job_callbacks = _callbacks(config, run, splits.val is not None, is_main)
         history = None
+        loss = _loss(config, splits, run if is_main else None)
         try:
             history = fit(
                 model,
@@ -554,7 +576,7 @@ def _train(
                 nesterov=config.nesterov,
                 weight_decay=config.weight_decay,
                 schedule=config.schedule,
-                loss=config.loss,
+                loss=loss,
                 label_smoothing=config.label_smoothing,
                 epochs=config.epochs,
                 batch_size=config.batch_size,

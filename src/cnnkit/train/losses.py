@@ -13,7 +13,7 @@ always output logits; the loss applies the matching output function itself:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -43,21 +43,54 @@ def soft_targets(targets: torch.Tensor, num_classes: int, smoothing: float = 0.0
     return dense
 
 
-def make_loss(name: str, *, label_smoothing: float = 0.0) -> LossFn:
-    """The loss called ``name`` (see :data:`LOSSES`), with optional label smoothing.
+CLASS_WEIGHTS = ("balanced",)
+
+
+def check_class_weight(mode: str | None) -> None:
+    """Raise ConfigError unless ``mode`` is None or one of :data:`CLASS_WEIGHTS`."""
+    if mode is not None and mode not in CLASS_WEIGHTS:
+        raise ConfigError(f"unknown class weight {mode!r}; choose {', '.join(CLASS_WEIGHTS)}")
+
+
+def class_weights(mode: str, counts: Sequence[int]) -> list[float]:
+    """Per-class loss weights from the training split's class ``counts``.
+
+    ``balanced`` (scikit-learn's rule): ``n_samples / (n_classes * count)``, so every class
+    carries the same total weight; a class with no samples gets weight 0.
 
     Raises:
-        ConfigError: unknown name or smoothing outside ``[0, 1)``.
+        ConfigError: unknown mode.
+    """
+    check_class_weight(mode)
+    total = sum(counts)
+    return [total / (len(counts) * n) if n else 0.0 for n in counts]
+
+
+def make_loss(
+    name: str, *, label_smoothing: float = 0.0, class_weight: Sequence[float] | None = None
+) -> LossFn:
+    """The loss called ``name`` (see :data:`LOSSES`), with optional label smoothing and, for
+    cross-entropy, per-class weights (the weighted mean over the batch, as in torch).
+
+    Raises:
+        ConfigError: unknown name, smoothing outside ``[0, 1)``, or class weights with a loss
+            other than cross-entropy.
     """
     if not 0.0 <= label_smoothing < 1.0:
         raise ConfigError(f"label smoothing must be in [0, 1), got {label_smoothing}")
+    if class_weight is not None and name != "cross_entropy":
+        raise ConfigError(f"class weights work with the cross_entropy loss, not {name!r}")
     if name == "cross_entropy":
+        weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
 
         def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            w = None if weight is None else weight.to(logits.device)
             if targets.ndim == 1:  # sparse labels: torch's fused kernel, smoothing included
-                return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+                return F.cross_entropy(
+                    logits.float(), targets, weight=w, label_smoothing=label_smoothing
+                )
             dense = soft_targets(targets, logits.shape[1], label_smoothing)
-            return F.cross_entropy(logits.float(), dense)
+            return F.cross_entropy(logits.float(), dense, weight=w)
 
         return cross_entropy
     if name == "binary_cross_entropy":
