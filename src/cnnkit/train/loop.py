@@ -15,7 +15,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -26,7 +26,13 @@ from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, RunError, TrainingInterrupted
 from cnnkit.inference import predict_logits
-from cnnkit.train.batches import BatchSource, TensorBatches, epoch_generator, steps_per_epoch
+from cnnkit.train.batches import (
+    BatchSource,
+    LabelledTensors,
+    TensorBatches,
+    epoch_generator,
+    steps_per_epoch,
+)
 from cnnkit.train.callbacks import Callback, CallbackList, Logs, TrainState
 from cnnkit.train.checkpoint import FORMAT
 from cnnkit.train.distributed import DistributedContext
@@ -36,6 +42,18 @@ from cnnkit.train.precision import Precision, resolve_precision
 from cnnkit.train.schedules import Schedule
 
 log = logging.getLogger(__name__)
+
+#: per-batch count of correct predictions: ``(logits (N, K), labels) -> 0-d tensor``
+Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def count_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Top-1 hits against class indices ``(N,)`` or one-hot / soft labels ``(N, K)``; with one
+    output unit (a sigmoid's logit), hits of ``logit > 0`` against 0/1 labels."""
+    if logits.shape[1] == 1:
+        return ((logits.reshape(-1) > 0) == (labels.reshape(-1) > 0.5)).sum()
+    hard = labels.argmax(1) if labels.ndim == 2 else labels
+    return (logits.argmax(1) == hard).sum()
 
 
 class History(list[Logs]):
@@ -55,8 +73,8 @@ def fit(
     model: nn.Module,
     *,
     train: Dataset | BatchSource,
-    val: Dataset | None = None,
-    preprocessing: Preprocessing,
+    val: LabelledTensors | None = None,
+    preprocessing: Preprocessing | Callable[[torch.Tensor], torch.Tensor],
     optimizer: torch.optim.Optimizer | str = "adam",
     lr: float = 1e-3,
     momentum: float = 0.0,
@@ -76,6 +94,7 @@ def fit(
     seed: int = 0,
     resume: dict[str, Any] | None = None,
     distributed: DistributedContext | None = None,
+    metrics: Mapping[str, Metric] | None = None,
 ) -> History:
     """Train ``model`` on ``train``, validating on ``val`` after each epoch.
 
@@ -114,6 +133,8 @@ def fit(
         seed: seeds the per-epoch shuffling and augmentation.
         resume: a snapshot from ``checkpoints/last.pt``: continue exactly from there.
         distributed: this process's DDP context, when started by torchrun.
+        metrics: more per-batch hit counters by name (e.g. top-5 accuracy), logged as
+            fractions of the samples next to ``accuracy`` (and ``val_<name>``).
 
     Returns:
         A :class:`History`: one logs dict per epoch with ``epoch``, ``loss``,
@@ -140,6 +161,7 @@ def fit(
     steps = steps_per_epoch(source.num_samples, batch_size, shards)
     schedule = Schedule.parse(schedule) if isinstance(schedule, str) else schedule
     loss_fn = make_loss(loss, label_smoothing=label_smoothing) if isinstance(loss, str) else loss
+    metrics = dict(metrics or {})
 
     # 2. Model on the device, in the memory layout its convolutions run fastest in; the
     #    training forward pass may go through DDP (gradient averaging) and torch.compile.
@@ -178,8 +200,8 @@ def fit(
         model=model,
         epochs=epochs,
         steps_per_epoch=steps,
-        log_keys=("epoch", "loss", "accuracy")
-        + (("val_loss", "val_accuracy") if val is not None else ())
+        log_keys=("epoch", "loss", "accuracy", *metrics)
+        + (("val_loss", "val_accuracy", *(f"val_{m}" for m in metrics)) if val is not None else ())
         + ("lr", "time"),
         optimizer=optimizer,
         is_main=distributed is None or distributed.is_main,
@@ -249,11 +271,13 @@ def fit(
                 first, partial = resume_at["batch"], resume_at["partial"]
                 loss_sum = torch.zeros((), device=device, dtype=torch.float64)
                 correct = torch.zeros((), device=device, dtype=torch.int64)
+                hits = torch.zeros(len(metrics), device=device, dtype=torch.float64)
                 seen, elapsed = 0, 0.0
                 augment_rng = epoch_generator(seed, epoch, stream=1)
                 if partial is not None:
                     loss_sum += partial["loss_sum"].to(device)
                     correct += partial["correct"].to(device)
+                    hits += partial.get("hits", hits).to(device)
                     seen, elapsed = int(partial["seen"]), float(partial["time"])
                     augment_rng.set_state(partial["augment_rng"])
                 started = time.perf_counter() - elapsed
@@ -277,7 +301,7 @@ def fit(
                     if augment is not None:
                         images, mixing = augment.augment_batch(images, labels, augment_rng)
                     inputs = preprocessing(images)
-                    if channels_last:
+                    if channels_last and inputs.ndim == 4:
                         inputs = inputs.contiguous(memory_format=torch.channels_last)
                     # 9. Forward in the chosen precision; the loss is computed in fp32.
                     with amp.autocast():
@@ -291,7 +315,9 @@ def fit(
                     scaler.update()
                     # 11. Accumulate the epoch's metrics and tell the callbacks.
                     loss_sum += batch_loss.detach() * len(labels)
-                    correct += (logits.detach().argmax(1) == labels).sum()
+                    correct += count_correct(logits.detach(), labels)
+                    for i, metric in enumerate(metrics.values()):
+                        hits[i] += metric(logits.detach(), labels)
                     seen += len(labels)
                     state.step += 1
                     state.batch_loss = batch_loss.detach()
@@ -304,6 +330,7 @@ def fit(
                             partial={
                                 "loss_sum": loss_sum.cpu(),
                                 "correct": correct.cpu(),
+                                "hits": hits.cpu(),
                                 "seen": seen,
                                 "time": time.perf_counter() - started,
                                 "augment_rng": augment_rng.get_state(),
@@ -313,24 +340,32 @@ def fit(
                         hooks.on_interrupt()
                         raise TrainingInterrupted(list(state.history), dict(state.summary))
                 # 13. The epoch's logs: train metrics summed over processes, validation.
-                totals = torch.stack(
+                totals = torch.cat(
                     [
-                        loss_sum,
-                        correct.double(),
-                        torch.tensor(float(seen), device=device, dtype=torch.float64),
+                        torch.stack(
+                            [
+                                loss_sum,
+                                correct.double(),
+                                torch.tensor(float(seen), device=device, dtype=torch.float64),
+                            ]
+                        ),
+                        hits.double(),
                     ]
                 )
                 if distributed is not None:
                     totals = distributed.all_reduce_sum(totals)
-                loss_total, correct_total, seen_total = totals.tolist()
+                loss_total, correct_total, seen_total, *hit_totals = totals.tolist()
                 logs: Logs = {
                     "epoch": epoch + 1,
                     "loss": loss_total / seen_total,
                     "accuracy": correct_total / seen_total,
                 }
+                logs.update({m: h / seen_total for m, h in zip(metrics, hit_totals, strict=True)})
                 if val is not None:
                     logs.update(
-                        _validate(model, val, preprocessing, loss_fn, device, amp, distributed)
+                        _validate(
+                            model, val, preprocessing, loss_fn, device, amp, distributed, metrics
+                        )
                     )
                 logs["lr"] = float(optimizer.param_groups[0]["lr"])
                 logs["time"] = time.perf_counter() - started
@@ -354,12 +389,13 @@ def fit(
 
 def _validate(
     model: nn.Module,
-    val: Dataset,
-    preprocessing: Preprocessing,
+    val: LabelledTensors,
+    preprocessing: Preprocessing | Callable[[torch.Tensor], torch.Tensor],
     loss_fn: LossFn,
     device: torch.device,
     amp: Precision,
     distributed: DistributedContext | None,
+    metrics: Mapping[str, Metric],
 ) -> Logs:
     """``val_loss`` and ``val_accuracy``; under DDP each process takes a shard and sums."""
     images, labels = val.images, val.labels
@@ -369,13 +405,17 @@ def _validate(
     logits = predict_logits(
         model, images, preprocessing=preprocessing, device=device, autocast=amp.dtype
     )
+    labels = labels.to(logits.device)
     count = float(len(labels))
     loss_total = float(loss_fn(logits, labels)) * count if count else 0.0
-    totals = torch.tensor([loss_total, float((logits.argmax(1) == labels).sum()), count])
+    hits = [float(count_correct(logits, labels))] + [float(m(logits, labels)) for m in metrics.values()]
+    totals = torch.tensor([loss_total, count, *hits])
     if distributed is not None:
         totals = distributed.all_reduce_sum(totals)
-    loss_total, correct, count = totals.tolist()
-    return {"val_loss": loss_total / count, "val_accuracy": correct / count}
+    loss_total, count, correct, *hit_totals = totals.tolist()
+    logs = {"val_loss": loss_total / count, "val_accuracy": correct / count}
+    logs.update({f"val_{m}": h / count for m, h in zip(metrics, hit_totals, strict=True)})
+    return logs
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:
