@@ -460,7 +460,6 @@ class KerasModel(base.Model):
             optimizer.lr_scale_of = None
             if state is not None and state.lr_scale != 1.0:  # keep the rate callbacks left
                 optimizer.learning_rate = optimizer.learning_rate * state.lr_scale
-        history.epoch = [e + initial_epoch for e in range(len(history.epoch))]
         return history
 
     def evaluate(
