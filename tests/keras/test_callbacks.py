@@ -30,8 +30,9 @@ def test_early_stopping_stops_restores_and_says_so(flat, capsys) -> None:
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", min_delta=1e-4, patience=1, verbose=1, restore_best_weights=True
     )
-    history = model.fit(x, y, epochs=20, verbose=0, validation_data=(x_val, y_val),
-                        callbacks=[stop])
+    history = model.fit(
+        x, y, epochs=20, verbose=0, validation_data=(x_val, y_val), callbacks=[stop]
+    )
     out = capsys.readouterr().out
     ran = len(history.epoch)
     assert ran < 20
@@ -45,10 +46,12 @@ def test_early_stopping_stops_restores_and_says_so(flat, capsys) -> None:
 def test_reduce_lr_on_plateau_lowers_the_rate_and_says_so(flat, capsys) -> None:
     (x, y), (x_val, y_val) = flat
     model = compiled(lr=0.5)
-    reduce = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=0,
-                                               min_delta=10.0, verbose=1)  # every epoch
-    history = model.fit(x, y, epochs=3, verbose=0, validation_data=(x_val, y_val),
-                        callbacks=[reduce])
+    reduce = keras.callbacks.ReduceLROnPlateau(
+        monitor="val_loss", factor=0.5, patience=0, min_delta=10.0, verbose=1
+    )  # every epoch
+    history = model.fit(
+        x, y, epochs=3, verbose=0, validation_data=(x_val, y_val), callbacks=[reduce]
+    )
     out = capsys.readouterr().out
     # the first epoch sets the best value; each later one fails to beat it by 10
     assert "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.25." in out
@@ -83,15 +86,16 @@ def test_model_checkpoint_and_csv_logger_write_files(flat, tmp_path, capsys) -> 
     (x, y), (x_val, y_val) = flat
     model = compiled()
     best = keras.callbacks.ModelCheckpoint(
-        str(tmp_path / "best-{epoch:02d}.keras"), monitor="val_accuracy", save_best_only=True,
+        str(tmp_path / "best-{epoch:02d}.keras"),
+        monitor="val_accuracy",
+        save_best_only=True,
         verbose=1,
     )
-    weights = keras.callbacks.ModelCheckpoint(
-        tmp_path / "w.weights.h5", save_weights_only=True
-    )
+    weights = keras.callbacks.ModelCheckpoint(tmp_path / "w.weights.h5", save_weights_only=True)
     log = keras.callbacks.CSVLogger(tmp_path / "log.csv")
-    history = model.fit(x, y, epochs=2, verbose=0, validation_data=(x_val, y_val),
-                        callbacks=[best, weights, log])
+    history = model.fit(
+        x, y, epochs=2, verbose=0, validation_data=(x_val, y_val), callbacks=[best, weights, log]
+    )
     assert "Epoch 1: val_accuracy improved from -inf to" in capsys.readouterr().out
     assert (tmp_path / "best-01.keras").is_file() and (tmp_path / "w.weights.h5").is_file()
     rows = list(csv.DictReader((tmp_path / "log.csv").open()))
@@ -107,8 +111,9 @@ def test_terminate_on_nan_stops_training(flat, capsys) -> None:
     bad = x.copy()
     bad[5] = np.nan
     model = compiled()
-    history = model.fit(bad, y, epochs=3, verbose=0, shuffle=False,
-                        callbacks=[keras.callbacks.TerminateOnNaN()])
+    history = model.fit(
+        bad, y, epochs=3, verbose=0, shuffle=False, callbacks=[keras.callbacks.TerminateOnNaN()]
+    )
     assert history.epoch == [0]
     assert "Batch 0: Invalid loss, terminating training" in capsys.readouterr().out
 
@@ -134,9 +139,9 @@ def test_backup_and_restore_resumes_after_a_crash(flat, tmp_path) -> None:
 
 def test_monitoring_a_value_fit_never_logs_fails_first(flat) -> None:
     (x, y), _ = flat
-    with pytest.raises(ConfigError, match="'val_loss'.*validation_data"):
+    with pytest.raises(ConfigError, match=r"'val_loss'.*validation_data"):
         compiled().fit(x, y, verbose=0, callbacks=[keras.callbacks.EarlyStopping()])
-    with pytest.raises(ConfigError, match="callbacks must be keras.callbacks.Callback"):
+    with pytest.raises(ConfigError, match=r"callbacks must be keras.callbacks.Callback"):
         compiled().fit(x, y, verbose=0, callbacks=[print])
     assert isinstance(
         keras.callbacks.EarlyStopping().engine_callback.__self__, keras.callbacks.Callback

@@ -22,7 +22,7 @@ def test_mnist_load_data_matches_keras_shapes_and_dtypes() -> None:
 def test_cifar_load_data_is_channels_last_with_column_labels(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CNNKIT_DATA", str(tmp_path))
     train_x, train_y, _, _ = write_cifar10(tmp_path / "cifar10", kind="python")
-    (x, y), (x_test, y_test) = keras.datasets.cifar10.load_data()
+    (x, y), (x_test, _) = keras.datasets.cifar10.load_data()
     assert x.shape == (20, 32, 32, 3) and x.dtype == np.uint8
     assert y.shape == (20, 1) and y.dtype == np.uint8 and x_test.shape == (3, 32, 32, 3)
     assert np.array_equal(x, train_x.transpose(0, 2, 3, 1)) and y[:, 0].tolist() == train_y.tolist()
@@ -54,11 +54,13 @@ def test_dataset_from_numpy_never_changes_data_silently() -> None:
     images = np.random.default_rng(0).random((4, 28, 28), dtype=np.float32)  # floats in [0, 1]
     with pytest.raises(DataError, match=r"float32.*\(x \* 255\).round\(\).astype\('uint8'\)"):
         Dataset.from_numpy(images, np.zeros(4), ["a"])
-    with pytest.raises(DataError, match="look channels-last.*layout='nhwc'"):
+    with pytest.raises(DataError, match=r"look channels-last.*layout='nhwc'"):
         Dataset.from_numpy(np.zeros((4, 28, 28, 1), np.uint8), np.zeros(4), ["a"])
     nhwc = np.arange(4 * 5 * 6 * 3, dtype=np.uint8).reshape(4, 5, 6, 3)
     read = Dataset.from_numpy(nhwc, np.zeros(4), ["a"], layout="nhwc")
-    assert read.image_shape == (3, 5, 6) and np.array_equal(read.images[1, 2].numpy(), nhwc[1, ..., 2])
+    assert read.image_shape == (3, 5, 6) and np.array_equal(
+        read.images[1, 2].numpy(), nhwc[1, ..., 2]
+    )
     whole = Dataset.from_numpy(np.full((2, 3, 3), 200.0), np.array([0.0, 1.0]), ["a", "b"])
     assert int(whole.images.max()) == 200  # whole numbers in range convert losslessly
     with pytest.raises(DataError, match="labels of dtype float64"):

@@ -15,8 +15,15 @@ from cnnkit.keras.unsupported import UnsupportedFeature
 def test_keras_spellings_build_a_channels_last_model() -> None:
     model = keras.Sequential(
         [
-            layers.Conv2D(32, (5, 5), strides=1, padding="SAME", activation="relu",
-                          input_shape=(28, 28, 1), name="first"),
+            layers.Conv2D(
+                32,
+                (5, 5),
+                strides=1,
+                padding="SAME",
+                activation="relu",
+                input_shape=(28, 28, 1),
+                name="first",
+            ),
             layers.MaxPooling2D(pool_size=(2, 2), padding="Valid"),
             layers.Conv2D(64, 3, padding="same", kernel_initializer="he_normal"),
             layers.GlobalAveragePooling2D(),
@@ -26,10 +33,16 @@ def test_keras_spellings_build_a_channels_last_model() -> None:
     assert model.input_shape == (None, 28, 28, 1)
     assert model.output_shape == (None, 10)
     assert [layer.name for layer in model.layers] == [
-        "first", "max_pooling2d", "conv2d", "global_average_pooling2d", "dense"
+        "first",
+        "max_pooling2d",
+        "conv2d",
+        "global_average_pooling2d",
+        "dense",
     ]
     assert model.get_layer("conv2d").keras_shape(model.get_layer("conv2d").output_shape) == (
-        14, 14, 64
+        14,
+        14,
+        64,
     )
     out = model.predict(np.zeros((2, 28, 28, 1), np.float32), verbose=0)
     assert out.shape == (2, 10) and np.allclose(out.sum(1), 1, atol=1e-5)
@@ -112,8 +125,9 @@ def test_activation_functions_on_symbolic_tensors_and_arrays() -> None:
 
 def test_initializers_by_name_and_object() -> None:
     torch.manual_seed(0)
-    layer = layers.Dense(200, kernel_initializer=keras.initializers.RandomNormal(stddev=0.5),
-                         bias_initializer="ones")
+    layer = layers.Dense(
+        200, kernel_initializer=keras.initializers.RandomNormal(stddev=0.5), bias_initializer="ones"
+    )
     keras.Sequential([keras.Input((300,)), layer])
     assert abs(float(layer.linear.weight.detach().std()) - 0.5) < 0.02
     assert bool((layer.linear.bias == 1).all())
@@ -158,13 +172,15 @@ def test_unsupported_features_name_the_nearest_form(make, message) -> None:
 
 
 def test_shape_errors_are_model_errors_naming_the_layer() -> None:
-    with pytest.raises(ModelError, match="Dense.*Flatten"):
+    with pytest.raises(ModelError, match=r"Dense.*Flatten"):
         keras.Sequential([keras.Input((8, 8, 1)), layers.Dense(4)])
-    with pytest.raises(ModelError, match="window.*does not fit"):
+    with pytest.raises(ModelError, match=r"window.*does not fit"):
         keras.Sequential([keras.Input((2, 2, 3)), layers.Conv2D(4, 5)])
     with pytest.raises(UnsupportedFeature, match="axis=1"):
         keras.Sequential([keras.Input((4, 4, 3)), layers.BatchNormalization(axis=1)])
     with pytest.raises(ModelError, match="data_format='channels_first'"):
-        keras.Sequential([keras.Input((4, 4, 3)), layers.Conv2D(2, 1, data_format="channels_first")])
+        keras.Sequential(
+            [keras.Input((4, 4, 3)), layers.Conv2D(2, 1, data_format="channels_first")]
+        )
     with pytest.raises(UnsupportedFeature, match="subclassing"):
         keras.Model()

@@ -108,8 +108,12 @@ def test_evaluate_forms_and_top_k(flat) -> None:
     )
     history = model.fit(x, y, epochs=1, verbose=0, validation_data=(x_test, y_test))
     assert list(history.history) == [
-        "acc", "loss", "top_k_categorical_accuracy",
-        "val_acc", "val_loss", "val_top_k_categorical_accuracy",
+        "acc",
+        "loss",
+        "top_k_categorical_accuracy",
+        "val_acc",
+        "val_loss",
+        "val_top_k_categorical_accuracy",
     ]
     loss, acc, top3 = model.evaluate(x_test, y_test, verbose=0)
     assert acc <= top3 <= 1 and top3 > 0.9
@@ -160,16 +164,31 @@ def test_optimizers_take_keras_arguments() -> None:
     ("call", "error", "message"),
     [
         (lambda m, x, y: m.fit(x, y), ConfigError, "must be compiled"),
-        (lambda m, x, y: (m.compile(loss="mse"), m.fit(x[:, :100], y))[1], DataError,
-         r"takes inputs of shape \(None, 784\), got \(2000, 100\)"),
-        (lambda m, x, y: (m.compile(loss="categorical_crossentropy"), m.fit(x, y.argmax(1)))[1],
-         DataError, "to_categorical"),
-        (lambda m, x, y: (m.compile(loss="sparse_categorical_crossentropy"), m.fit(x, y))[1],
-         DataError, "one-hot labels use loss='categorical_crossentropy'"),
-        (lambda m, x, y: (m.compile(loss="mse"), m.fit(x, y[:10]))[1], DataError,
-         "2000 samples but y holds 10"),
-        (lambda m, x, y: (m.compile(loss="mse"), m.fit(x, y, sample_weight=y[:, 0]))[1],
-         UnsupportedFeature, "class_weight"),
+        (
+            lambda m, x, y: (m.compile(loss="mse"), m.fit(x[:, :100], y))[1],
+            DataError,
+            r"takes inputs of shape \(None, 784\), got \(2000, 100\)",
+        ),
+        (
+            lambda m, x, y: (m.compile(loss="categorical_crossentropy"), m.fit(x, y.argmax(1)))[1],
+            DataError,
+            "to_categorical",
+        ),
+        (
+            lambda m, x, y: (m.compile(loss="sparse_categorical_crossentropy"), m.fit(x, y))[1],
+            DataError,
+            "one-hot labels use loss='categorical_crossentropy'",
+        ),
+        (
+            lambda m, x, y: (m.compile(loss="mse"), m.fit(x, y[:10]))[1],
+            DataError,
+            "2000 samples but y holds 10",
+        ),
+        (
+            lambda m, x, y: (m.compile(loss="mse"), m.fit(x, y, sample_weight=y[:, 0]))[1],
+            UnsupportedFeature,
+            "class_weight",
+        ),
         (lambda m, x, y: m.compile(loss="huber"), UnsupportedFeature, "loss 'huber'"),
         (lambda m, x, y: m.compile(loss="mse", metrics=["auc"]), UnsupportedFeature, "metric"),
         (lambda m, x, y: m.get_weights(), UnsupportedFeature, "save_weights"),

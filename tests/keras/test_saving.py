@@ -30,8 +30,11 @@ def functional(seed: int = 1) -> keras.Model:
 def test_save_and_load_model_round_trip(digits, tmp_path) -> None:
     (x, y), (x_test, y_test) = digits
     model = functional()
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=0.002),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.RMSprop(learning_rate=0.002),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     model.fit(x[:500] / 255.0, y[:500], epochs=1, verbose=0)
     model.save(tmp_path / "model.keras")
     with zipfile.ZipFile(tmp_path / "model.keras") as archive:  # JSON + safetensors, no pickle
@@ -74,7 +77,7 @@ def test_foreign_files_are_refused_clearly(tmp_path, content, message) -> None:
 def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
     small = keras.Sequential([keras.Input((784,)), layers.Dense(10)])
     small.save_weights(tmp_path / "small.weights.h5")
-    with pytest.raises(RunError, match="another architecture.*missing"):
+    with pytest.raises(RunError, match=r"another architecture.*missing"):
         functional().load_weights(tmp_path / "small.weights.h5")
     with pytest.raises(RunError, match="weights only"):
         keras.models.load_model(tmp_path / "small.weights.h5")

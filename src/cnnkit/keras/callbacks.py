@@ -192,12 +192,9 @@ class _EarlyStopping(engine.EarlyStopping):
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         super().on_epoch_end(epoch, logs)
-        if self.state.stop_training and self.verbose and self.restore_best_weights:
-            if self.best_epoch is not None:
-                say(
-                    "Restoring model weights from the end of the best epoch: "
-                    f"{self.best_epoch + self.offset}."
-                )
+        best = self.best_epoch
+        if self.state.stop_training and self.verbose and self.restore_best_weights and best:
+            say(f"Restoring model weights from the end of the best epoch: {best + self.offset}.")
 
     def on_train_end(self) -> None:
         super().on_train_end()
@@ -253,8 +250,10 @@ class _ReduceLROnPlateau(engine.ReduceLROnPlateau):
         super().on_epoch_end(epoch, logs)
         if self.verbose and len(self.reductions) > before and self.state.optimizer is not None:
             rate = self.state.optimizer.param_groups[0]["initial_lr"] * self.state.lr_scale
-            say(f"\nEpoch {epoch + 1 + self.offset}: ReduceLROnPlateau reducing learning rate "
-                f"to {rate:.10g}.")
+            say(
+                f"\nEpoch {epoch + 1 + self.offset}: ReduceLROnPlateau reducing learning rate "
+                f"to {rate:.10g}."
+            )
 
 
 class LearningRateScheduler(Callback):

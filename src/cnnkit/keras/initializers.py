@@ -168,7 +168,7 @@ _NAMES = {cls: name for name, cls in BY_NAME.items()}
 
 
 def get(identifier: str | Initializer | dict[str, Any]) -> Initializer:
-    """An initializer from a name (``"he_normal"``), an object, or a saved ``{"class", "config"}``."""
+    """An initializer from a name (``"he_normal"``), an object or a saved ``{"class", ...}``."""
     if isinstance(identifier, Initializer):
         return identifier
     if isinstance(identifier, dict):

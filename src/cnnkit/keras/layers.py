@@ -110,7 +110,7 @@ def _pad(padding: str) -> str:
     return value
 
 
-def _initialize(module: nn.Module, kernel: Any, bias: Any) -> None:
+def _initialize(module: Any, kernel: Any, bias: Any) -> None:
     """Apply Keras initializers to a built conv/linear module (defaults are cnnkit's own)."""
     if kernel != "glorot_uniform":
         initializers.get(kernel)(module.weight)
@@ -140,7 +140,9 @@ class InputLayer(base.InputLayer):
     ) -> None:
         given = shape if shape is not None else input_shape
         if given is None:
-            raise ModelError("Input needs its per-sample shape, e.g. keras.Input(shape=(28, 28, 1))")
+            raise ModelError(
+                "Input needs its per-sample shape, e.g. keras.Input(shape=(28, 28, 1))"
+            )
         keras_shape = (given,) if isinstance(given, int) else tuple(given)
         if any(n is None for n in keras_shape):
             raise unsupported(
@@ -185,8 +187,14 @@ class _Conv(KerasLayer):
         **common: Any,
     ) -> None:
         act = activations.name_of(activation)
-        super().__init__(  # type: ignore[call-arg]
-            filters, kernel_size, strides, _pad(padding), act, use_bias, name=name
+        super().__init__(  # type: ignore[misc,call-arg]
+            filters,  # type: ignore[arg-type]
+            kernel_size,
+            strides,
+            _pad(padding),
+            act,
+            use_bias,
+            name=name,
         )
         self.data_format = None if data_format is None else backend.check_format(data_format)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
@@ -237,7 +245,7 @@ class _Pool(KerasLayer):
         name: str | None = None,
         **common: Any,
     ) -> None:
-        super().__init__(pool_size, strides, _pad(padding), name=name)  # type: ignore[call-arg]
+        super().__init__(pool_size, strides, _pad(padding), name=name)  # type: ignore[misc,arg-type,call-arg]
         self.data_format = None if data_format is None else backend.check_format(data_format)
         self._keras(
             {
@@ -466,8 +474,14 @@ class ReLU(_NamedActivation):
 
     fixed = "relu"
 
-    def __init__(self, max_value: float | None = None, negative_slope: float = 0.0,
-                 threshold: float = 0.0, name: str | None = None, **common: Any) -> None:
+    def __init__(
+        self,
+        max_value: float | None = None,
+        negative_slope: float = 0.0,
+        threshold: float = 0.0,
+        name: str | None = None,
+        **common: Any,
+    ) -> None:
         if max_value is not None or negative_slope or threshold:
             raise unsupported(
                 "ReLU(max_value/negative_slope/threshold)",
@@ -490,9 +504,7 @@ class Softmax(_NamedActivation):
 class LeakyReLU(KerasLayer, base.Layer):
     """``LeakyReLU(negative_slope=0.3)`` (Keras 3's default slope; ``alpha=`` is the old name)."""
 
-    def __init__(
-        self, negative_slope: float = 0.3, name: str | None = None, **common: Any
-    ) -> None:
+    def __init__(self, negative_slope: float = 0.3, name: str | None = None, **common: Any) -> None:
         slope = common.pop("alpha", negative_slope)
         base.Layer.__init__(self, name=name)
         self.activation = nn.LeakyReLU(float(slope))

@@ -143,8 +143,13 @@ class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
     sparse = True
 
-    def __init__(self, from_logits: bool = False, reduction: str = "sum_over_batch_size",
-                 name: str | None = None, ignore_class: int | None = None) -> None:
+    def __init__(
+        self,
+        from_logits: bool = False,
+        reduction: str = "sum_over_batch_size",
+        name: str | None = None,
+        ignore_class: int | None = None,
+    ) -> None:
         if ignore_class is not None:
             raise unsupported("SparseCategoricalCrossentropy(ignore_class=...)", "drop it")
         super().__init__(from_logits, 0.0, reduction, name)
@@ -171,10 +176,17 @@ class SparseCategoricalCrossentropy(Loss):
         return torch.as_tensor(y.astype(np.int64))
 
     def per_sample(self, z, targets, activation, function):  # type: ignore[no-untyped-def]
-        if activation == "softmax" and not self.from_logits or not activation and self.from_logits:
+        if _fused(activation, "softmax", self.from_logits):
             return F.cross_entropy(z, targets, reduction="none")  # torch's fused kernel
         logp = _log_probabilities(z, activation, function, self.from_logits)
         return -logp.gather(1, targets[:, None])[:, 0]
+
+
+def _fused(activation: str | None, output: str, from_logits: bool) -> bool:
+    """Whether the values before ``activation`` are the logits the loss wants: the model ends
+    in ``output`` (softmax/sigmoid) and the loss takes probabilities, or it ends in nothing and
+    the loss takes logits."""
+    return (activation == output and not from_logits) or (not activation and from_logits)
 
 
 def _log_probabilities(
@@ -184,7 +196,7 @@ def _log_probabilities(
     from_logits: bool,
 ) -> torch.Tensor:
     """log p per class, fused with a softmax output; else as Keras computes it."""
-    if (activation == "softmax" and not from_logits) or (not activation and from_logits):
+    if _fused(activation, "softmax", from_logits):
         return F.log_softmax(z, dim=1)
     outputs = function(z) if function is not None else z
     if from_logits:
@@ -202,9 +214,7 @@ class BinaryCrossentropy(Loss):
         targets = targets.reshape(z.shape).float()
         if self.label_smoothing:
             targets = targets * (1 - self.label_smoothing) + 0.5 * self.label_smoothing
-        if (activation == "sigmoid" and not self.from_logits) or (
-            not activation and self.from_logits
-        ):
+        if _fused(activation, "sigmoid", self.from_logits):
             return F.binary_cross_entropy_with_logits(z, targets, reduction="none").mean(1)
         outputs = function(z) if function is not None else z
         if self.from_logits:

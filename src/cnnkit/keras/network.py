@@ -144,7 +144,9 @@ class KerasModel(base.Model):
     @property
     def data_format(self) -> str:
         source = self._source_layer()
-        return getattr(source, "layout", "channels_first") if source else backend.image_data_format()
+        return (
+            getattr(source, "layout", "channels_first") if source else backend.image_data_format()
+        )
 
     def _source_layer(self) -> base.InputLayer | None:
         raise NotImplementedError
@@ -180,14 +182,18 @@ class KerasModel(base.Model):
         user = tuple(n for n in (self.input_shape or ())[1:] if n is not None)
         got = tuple(tensor.shape[1:])
         last = self.data_format == "channels_last"
-        if got != user and len(user) == len(got) + 1 and user[-1 if last else 0] == 1:
-            if (last and got == user[:-1]) or (not last and got == user[1:]):
-                tensor = tensor.unsqueeze(-1 if last else 1)  # grey images without channel axis
-                got = user
+        grey = user[:-1] if last else user[1:]  # the shape without a unit channel axis
+        if got != user and got == grey and user[-1 if last else 0] == 1:
+            tensor = tensor.unsqueeze(-1 if last else 1)  # grey images without channel axis
+            got = user
         if got != user:
             raise DataError(
                 f"the model takes inputs of shape {self.input_shape}, got {tuple(tensor.shape)}"
-                + ("; add Reshape(...) as the first layer for flat vectors" if len(got) == 1 else "")
+                + (
+                    "; add Reshape(...) as the first layer for flat vectors"
+                    if len(got) == 1
+                    else ""
+                )
             )
         return tensor.movedim(-1, 1) if last and tensor.ndim >= 3 else tensor
 
@@ -247,7 +253,7 @@ class KerasModel(base.Model):
     def trainable(self, value: bool) -> None:
         for layer in self.layers:
             if hasattr(layer, "trainable"):
-                layer.trainable = value  # type: ignore[union-attr]
+                setattr(layer, "trainable", value)  # noqa: B010 (a property of Keras layers)
 
     @property
     def stop_training(self) -> bool:
@@ -320,7 +326,9 @@ class KerasModel(base.Model):
     def _targets(self, loss: keras_losses.Loss, y: Any, count: int) -> torch.Tensor:
         if y is None:
             raise DataError("fit and evaluate need targets y (labels) next to x")
-        labels = loss.targets(y.cpu().numpy() if isinstance(y, torch.Tensor) else y, self._outputs())
+        labels = loss.targets(
+            y.cpu().numpy() if isinstance(y, torch.Tensor) else y, self._outputs()
+        )
         if len(labels) != count:
             raise DataError(f"x holds {count} samples but y holds {len(labels)}; they must match")
         return labels
@@ -413,18 +421,23 @@ class KerasModel(base.Model):
                 return "lr"
             known = [*names, *(f"val_{n}" for n in names if val is not None)]
             hint = " (val_* values need validation_data or validation_split)" if prefix else ""
-            raise ConfigError(f"a callback monitors {user!r}, which fit never logs{hint}; "
-                              f"it logs: {', '.join(known)}")
+            raise ConfigError(
+                f"a callback monitors {user!r}, which fit never logs{hint}; "
+                f"it logs: {', '.join(known)}"
+            )
 
         steps = math.ceil(len(images) / (batch_size or 32))
         params = {"verbose": verbose_level, "epochs": epochs, "steps": steps}
         context = keras_callbacks.FitContext(self, translate, engine_key, initial_epoch, params)
         given = list(callbacks or ())
-        hooks = [_Attach(self)] + keras_callbacks.engine_callbacks([*given, history], context)
+        hooks = [_Attach(self), *keras_callbacks.engine_callbacks([*given, history], context)]
         hooks.append(KerasProgress(verbose_level, epochs, initial_epoch, translate))
         resume = None
         for callback in given:
-            if isinstance(callback, keras_callbacks.BackupAndRestore) and callback.snapshot.is_file():
+            if (
+                isinstance(callback, keras_callbacks.BackupAndRestore)
+                and callback.snapshot.is_file()
+            ):
                 from cnnkit.train.checkpoint import load_checkpoint
 
                 resume = load_checkpoint(callback.snapshot)
@@ -433,9 +446,7 @@ class KerasModel(base.Model):
         self.to(device)
         torch_optimizer = optimizer.torch or optimizer.build(self.parameters())
         extra = {
-            m.name: m.hits
-            for m in compiled.metrics
-            if not isinstance(m, keras_metrics.Accuracy)
+            m.name: m.hits for m in compiled.metrics if not isinstance(m, keras_metrics.Accuracy)
         }
         from cnnkit.train.loop import fit as engine_fit
 
@@ -512,8 +523,10 @@ class KerasModel(base.Model):
         images = self._inputs(x)
         outputs = self._to_user(self._activate(self._predict_logits(images, batch_size)))
         report(
-            _verbose(verbose), math.ceil(len(images) / (batch_size or 32)),
-            time.perf_counter() - started, {},
+            _verbose(verbose),
+            math.ceil(len(images) / (batch_size or 32)),
+            time.perf_counter() - started,
+            {},
         )
         return outputs.numpy()
 
@@ -565,7 +578,7 @@ class KerasModel(base.Model):
 
         rows = self._rows()
         connected = isinstance(self, Model) and any(len(inputs) > 1 for _, inputs in rows)
-        widths = (19, 17, 10, 17) if connected else (31, 22, 13)
+        widths: tuple[int, ...] = (19, 17, 10, 17) if connected else (31, 22, 13)
         table = Table(box=box.HEAVY_HEAD, show_lines=True)
         table.add_column("Layer (type)", width=widths[0], no_wrap=False)
         table.add_column("Output Shape", width=widths[1])

@@ -37,7 +37,9 @@ class Optimizer:
     ) -> None:
         if "lr" in kwargs:
             warnings.warn(
-                "`lr` is deprecated in Keras; use `learning_rate` instead", UserWarning, stacklevel=3
+                "`lr` is deprecated in Keras; use `learning_rate` instead",
+                UserWarning,
+                stacklevel=3,
             )
             learning_rate = kwargs.pop("lr")
         for key, value in kwargs.items():
@@ -45,16 +47,25 @@ class Optimizer:
                 raise unsupported(f"{type(self).__name__}({key}=...)", "drop it")
             if key in ("use_ema", "amsgrad", "centered") and value:
                 raise unsupported(f"{type(self).__name__}({key}=True)", "drop it")
-            if key not in ("clipnorm", "clipvalue", "global_clipnorm", "use_ema", "amsgrad",
-                           "centered", "ema_momentum", "ema_overwrite_frequency",
-                           "loss_scale_factor", "gradient_accumulation_steps", "decay"):
+            if key not in (
+                "clipnorm",
+                "clipvalue",
+                "global_clipnorm",
+                "use_ema",
+                "amsgrad",
+                "centered",
+                "ema_momentum",
+                "ema_overwrite_frequency",
+                "loss_scale_factor",
+                "gradient_accumulation_steps",
+                "decay",
+            ):
                 raise ConfigError(f"{type(self).__name__} got an unexpected argument {key!r}")
         rate = self.default_lr if learning_rate is None else learning_rate
         if not isinstance(rate, int | float):
             raise unsupported(
                 "a learning-rate schedule object",
-                "give a number and use keras.callbacks.LearningRateScheduler or "
-                "ReduceLROnPlateau",
+                "give a number and use keras.callbacks.LearningRateScheduler or ReduceLROnPlateau",
             )
         if rate <= 0:
             raise ConfigError(f"learning_rate must be positive, got {rate}")

@@ -41,13 +41,21 @@ def _spec(model: Any) -> dict[str, Any]:
         if args is None or type(layer).__name__ not in LAYERS:
             raise ModelError(f"{layer.describe()} is not a cnnkit.keras layer and cannot be saved")
         layers.append(
-            {"class": type(layer).__name__, "config": {**args, "name": layer.name}, "inbound": list(inputs)}
+            {
+                "class": type(layer).__name__,
+                "config": {**args, "name": layer.name},
+                "inbound": list(inputs),
+            }
         )
     spec: dict[str, Any] = {
         "format": FORMAT,
         "kind": "functional" if isinstance(model, Model) else "sequential",
         "name": model.name,
-        "input": {"shape": list(source.keras_input_shape), "data_format": layout, "name": source.name},
+        "input": {
+            "shape": list(source.keras_input_shape),
+            "data_format": layout,
+            "name": source.name,
+        },
         "layers": layers,
     }
     compiled = model._compiled
@@ -57,7 +65,9 @@ def _spec(model: Any) -> dict[str, Any]:
             "loss": None
             if compiled.loss is None
             else {"class": type(compiled.loss).__name__, "config": compiled.loss.get_config()},
-            "metrics": [{"class": type(m).__name__, "config": m.get_config()} for m in compiled.metrics],
+            "metrics": [
+                {"class": type(m).__name__, "config": m.get_config()} for m in compiled.metrics
+            ],
         }
     return spec
 
@@ -140,7 +150,11 @@ def _apply_weights(model: Any, path: Path, data: bytes) -> None:
     if missing or unexpected or wrong:
         details = "; ".join(
             f"{what}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
-            for what, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", wrong))
+            for what, keys in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("other shape", wrong),
+            )
             if keys
         )
         raise RunError(f"{path} holds weights of another architecture ({details})")
@@ -194,4 +208,3 @@ def load_model(
             metrics=[metrics.CLASSES[m["class"]](**m["config"]) for m in settings["metrics"]],
         )
     return model
-

@@ -25,9 +25,7 @@ def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
     labels = labels.astype(np.int64)
     count = int(labels.max()) + 1 if num_classes is None and labels.size else num_classes or 0
     if labels.size and (labels.min() < 0 or labels.max() >= count):
-        raise DataError(
-            f"labels {labels.min()}..{labels.max()} do not fit num_classes={count}"
-        )
+        raise DataError(f"labels {labels.min()}..{labels.max()} do not fit num_classes={count}")
     out = np.zeros((*labels.shape, count), dtype=np.float32)
     np.put_along_axis(out, labels[..., None], 1.0, axis=-1)
     return out

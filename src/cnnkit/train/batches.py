@@ -21,8 +21,6 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from cnnkit.data.dataset import Dataset
-
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 

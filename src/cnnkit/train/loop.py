@@ -408,7 +408,9 @@ def _validate(
     labels = labels.to(logits.device)
     count = float(len(labels))
     loss_total = float(loss_fn(logits, labels)) * count if count else 0.0
-    hits = [float(count_correct(logits, labels))] + [float(m(logits, labels)) for m in metrics.values()]
+    hits = [float(count_correct(logits, labels))] + [
+        float(m(logits, labels)) for m in metrics.values()
+    ]
     totals = torch.tensor([loss_total, count, *hits])
     if distributed is not None:
         totals = distributed.all_reduce_sum(totals)

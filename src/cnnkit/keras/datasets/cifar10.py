@@ -1,4 +1,4 @@
-"""``keras.datasets.cifar10``: read from cnnkit's data folders (``cnnkit data download cifar10``)."""
+"""``keras.datasets.cifar10``: from cnnkit's data folders (``cnnkit data download cifar10``)."""
 
 from __future__ import annotations
 

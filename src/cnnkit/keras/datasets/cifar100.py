@@ -1,4 +1,4 @@
-"""``keras.datasets.cifar100``: read from cnnkit's data folders (``cnnkit data download cifar100``)."""
+"""``keras.datasets.cifar100``: from cnnkit's data folders (``cnnkit data download cifar100``)."""
 
 from __future__ import annotations
 
@@ -19,4 +19,6 @@ def load_data(label_mode: str = "fine") -> tuple[Split, Split]:
 
     if label_mode not in ("fine", "coarse"):
         raise ConfigError(f"label_mode must be 'fine' or 'coarse', got {label_mode!r}")
-    return colour(load_cifar(CIFAR100 if label_mode == "fine" else CIFAR100_COARSE_SOURCE), np.int64)
+    return colour(
+        load_cifar(CIFAR100 if label_mode == "fine" else CIFAR100_COARSE_SOURCE), np.int64
+    )

@@ -1,4 +1,4 @@
-"""``keras.datasets.fashion_mnist``: read where cnnkit finds it (apt or ``cnnkit data download``)."""
+"""``keras.datasets.fashion_mnist``: where cnnkit finds it (apt, ``cnnkit data download``)."""
 
 from __future__ import annotations
 
