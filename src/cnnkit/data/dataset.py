@@ -80,7 +80,8 @@ class Dataset:
         and labels whole numbers (float images in [0, 1], as Keras programs feed them, are
         refused with the fix, never cast). ``layout="nhwc"`` reads channels-last arrays
         ``(N, H, W, C)``; in the default ``nchw`` layout an array whose last axis looks like
-        channels (1 or 3) while its second does not is refused rather than misread.
+        channels (1, 3 or 4) while its second cannot be (more than 4) is refused rather than
+        misread.
 
         Raises:
             DataError: the pixels or labels would change in the conversion, or the layout
@@ -94,7 +95,7 @@ class Dataset:
             images = images[:, None, :, :]
         elif images.ndim == 4 and layout == "nhwc":
             images = images.transpose(0, 3, 1, 2)
-        elif images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+        elif images.ndim == 4 and images.shape[-1] in (1, 3, 4) and images.shape[1] > 4:
             raise DataError(
                 f"{name}: images of shape {images.shape} look channels-last (N, H, W, C); "
                 "pass layout='nhwc' to read them so, or transpose to (N, C, H, W)"

@@ -11,9 +11,10 @@ channels first inside) that also speaks Keras: ``compile``, ``fit``, ``evaluate`
   trains: the loss applies it fused (``log_softmax`` + NLL, BCE-with-logits), and ``predict`` /
   ``model(x)`` apply it, so outputs are the probabilities the model defines.
 
-``fit`` trains through :func:`cnnkit.train.loop.fit` (the one loop: precision, channels_last,
-fused optimizers, callbacks); it never copies or rescales the data: uint8 or float arrays are
-trained on as they are.
+``fit`` trains through :func:`cnnkit.train.loop.fit` (the one loop: channels_last, fused
+optimizers, callbacks; float32 unless :mod:`~cnnkit.keras.mixed_precision` asks for bf16/fp16,
+as in Keras); it never copies or rescales the data: uint8 or float arrays are trained on as
+they are.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from cnnkit.keras import backend
 from cnnkit.keras import callbacks as keras_callbacks
 from cnnkit.keras import losses as keras_losses
 from cnnkit.keras import metrics as keras_metrics
+from cnnkit.keras import mixed_precision
 from cnnkit.keras import optimizers as keras_optimizers
 from cnnkit.keras.layers import InputLayer, input_layout
 from cnnkit.keras.progress import KerasProgress, report
@@ -462,6 +464,7 @@ class KerasModel(base.Model):
                 batch_size=batch_size or 32,
                 callbacks=hooks,
                 device=device,
+                precision=mixed_precision.precision(),
                 seed=int(torch.randint(0, 2**31 - 1, ()).item()),
                 metrics=extra,
                 resume=resume,
