@@ -34,11 +34,10 @@ from cnnkit import layers as base
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, DataError, ModelError
 from cnnkit.inference import EVAL_BATCH, predict_logits
-from cnnkit.keras import backend
+from cnnkit.keras import backend, mixed_precision
 from cnnkit.keras import callbacks as keras_callbacks
 from cnnkit.keras import losses as keras_losses
 from cnnkit.keras import metrics as keras_metrics
-from cnnkit.keras import mixed_precision
 from cnnkit.keras import optimizers as keras_optimizers
 from cnnkit.keras.layers import InputLayer, input_layout
 from cnnkit.keras.progress import KerasProgress, report
