@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -253,14 +254,20 @@ def write_data(path: Path) -> None:
     np.savez(path, **arrays)
 
 
-def run_once(python: str, package: str, text: str, workdir: Path, data: Path) -> dict:
+def run_once(
+    python: str, package: str, text: str, workdir: Path, data: Path, threads: int | None
+) -> dict:
     listing = workdir / "listing.py"
     listing.write_text(text)
     script = PRELUDE.format(
         package=package, patch=package == "keras", data=str(data), path=str(listing)
     )
+    env = dict(os.environ)
+    if threads:  # both frameworks' thread pools: torch (OpenMP) and TensorFlow
+        for key in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
+            env[key] = str(threads)
     done = subprocess.run(
-        [python, "-c", script], capture_output=True, text=True, cwd=workdir, timeout=1800
+        [python, "-c", script], capture_output=True, text=True, cwd=workdir, timeout=1800, env=env
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
@@ -274,6 +281,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keras-python", required=True, help="python of a Keras 3 + TF venv")
     parser.add_argument("--repeats", type=int, default=1, help="runs per program and framework")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="threads for both frameworks (default: theirs); 1 is steadier on a shared machine",
+    )
     parser.add_argument("--only", help="run only programs whose name contains this")
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     parser.add_argument(
@@ -290,29 +302,30 @@ def main() -> None:
             if args.only and args.only not in name:
                 continue
             results: dict[str, list[dict]] = {"keras": [], "cnnkit.keras": []}
+            full = {
+                **settings,
+                "N_TEST": 10000,
+                "VERBOSE": 2,
+                "WEIGHTS": str(workdir / "w.weights.h5"),
+            }
+            if args.quick:
+                full.update(N_TRAIN=1000, EPOCHS=1, N_TEST=1000)
             for _ in range(args.repeats):
                 for package, python in (
                     ("keras", args.keras_python),
                     ("cnnkit.keras", sys.executable),
                 ):
-                    full = {
-                        **settings,
-                        "N_TEST": 10000,
-                        "VERBOSE": 2,
-                        "WEIGHTS": str(workdir / "w.weights.h5"),
-                    }
                     print(f"\n== {name} :: {package} ==", flush=True)
+                    text = program_text(program, package, full)
                     results[package].append(
-                        run_once(
-                            python, package, program_text(program, package, full), workdir, data
-                        )
+                        run_once(python, package, text, workdir, data, args.threads)
                     )
             keras_s = median([r["seconds"] for r in results["keras"]])
             ours_s = median([r["seconds"] for r in results["cnnkit.keras"]])
             rows.append(
                 [
                     name,
-                    f"{settings['N_TRAIN']:,} x {settings['EPOCHS']}",
+                    f"{full['N_TRAIN']:,} x {full['EPOCHS']}",
                     f"{keras_s:.1f}",
                     f"{ours_s:.1f}",
                     f"{ours_s / keras_s:.2f}",
@@ -334,10 +347,14 @@ def main() -> None:
     )
     print("\n" + table)
     if not args.no_write and not args.quick:
+        threads = f" --threads {args.threads}" if args.threads else ""
+        command = (
+            f"./run python benchmarks/keras_compat.py --keras-python ... --repeats {args.repeats}"
+            + threads
+        )
         body = (
             f"{machine}; load average at the end: {load_average()}.\n\n"
-            f"`./run python benchmarks/keras_compat.py --keras-python ... --repeats "
-            f"{args.repeats}`: each listing run unchanged but for its import, in a fresh "
+            f"`{command}`: each listing run unchanged but for its import, in a fresh "
             "process per run (seconds: the program after the framework's import; median over "
             "repeats); test accuracy: top-1 of `predict` on the 10,000 test images.\n\n" + table
         )

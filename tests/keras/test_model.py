@@ -206,3 +206,56 @@ def test_model_call_returns_probabilities_in_user_layout() -> None:
     out = model(np.random.rand(4, 6, 6, 2).astype(np.float32))
     assert tuple(out.shape) == (4, 6, 6, 3)
     assert torch.allclose(out.sum(-1), torch.ones(4, 6, 6), atol=1e-5)
+
+
+def test_mixed_precision_policy_chooses_the_training_precision(flat, monkeypatch) -> None:
+    (x, y), _ = flat
+    seen = []
+    import cnnkit.train.loop as loop
+
+    real = loop.resolve_precision
+    monkeypatch.setattr(
+        loop, "resolve_precision", lambda name, device: seen.append(name) or real("fp32", device)
+    )
+    model = dense_model()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(x[:100], y[:100], verbose=0)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model.fit(x[:100], y[:100], verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert seen == ["fp32", "bf16"]  # float32 unless asked, as Keras
+    with pytest.raises(ConfigError, match="mixed_bfloat16"):
+        keras.mixed_precision.set_global_policy("float16")
+
+
+def test_the_readme_example_runs(digits, tmp_path) -> None:
+    (x_train, y_train), (x_test, y_test) = digits
+    from cnnkit.keras.layers import Conv2D, Dense, Flatten, MaxPooling2D
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            Conv2D(8, (3, 3), padding="SAME", activation="relu", input_shape=(28, 28, 1)),
+            MaxPooling2D((2, 2)),
+            Flatten(),
+            Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    hist = model.fit(
+        x_train / 255.0,
+        y_train,
+        epochs=2,
+        validation_split=0.1,
+        verbose=0,
+        callbacks=[keras.callbacks.EarlyStopping(patience=2, verbose=1)],
+    )
+    assert len(hist.history["val_accuracy"]) == 2
+    assert model.evaluate(x_test / 255.0, y_test, verbose=0)[1] > 0.8
+    probabilities = model.predict(x_test / 255.0, verbose=0)
+    assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
+    model.save(tmp_path / "digits.keras")
+    again = keras.models.load_model(tmp_path / "digits.keras")
+    assert np.allclose(again.predict(x_test / 255.0, verbose=0), probabilities, atol=1e-6)
