@@ -259,3 +259,16 @@ def test_the_readme_example_runs(digits, tmp_path) -> None:
     model.save(tmp_path / "digits.keras")
     again = keras.models.load_model(tmp_path / "digits.keras")
     assert np.allclose(again.predict(x_test / 255.0, verbose=0), probabilities, atol=1e-6)
+
+
+def test_class_weight_scales_each_class_loss(flat) -> None:
+    (x, y), _ = flat
+    model = dense_model()
+    model.compile(optimizer="sgd", loss="categorical_crossentropy")
+    before = [p.detach().clone() for p in model.parameters()]
+    history = model.fit(x[:200], y[:200], verbose=0, class_weight={c: 0.0 for c in range(10)})
+    assert history.history["loss"] == [0.0]  # every sample weighted 0: nothing to learn
+    assert all(torch.equal(a, b.detach()) for a, b in zip(before, model.parameters(), strict=True))
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True).engine_fn(None, {1: 3.0})
+    z, t = torch.zeros(2, 10), torch.tensor([1, 2])
+    assert float(loss(z, t)) == pytest.approx(float(2.0 * torch.log(torch.tensor(10.0))))

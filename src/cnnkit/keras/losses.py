@@ -84,16 +84,16 @@ class Loss:
         ``activation`` is the output activation the model applies after those values.
         """
         function = make_activation(activation) if activation else None
-        weights = _class_weights(class_weight)
 
         def loss(z: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             per_sample = self.per_sample(z.float(), targets, activation, function)
-            if weights is None:
+            if not class_weight:
                 return per_sample.mean()
             labels = targets if targets.ndim == 1 else targets.argmax(1)
             if targets.ndim == 2 and targets.shape[1] == 1:
                 labels = (targets[:, 0] > 0.5).long()
-            return (per_sample * weights.to(z.device)[labels]).mean()
+            weights = _class_weights(class_weight, max(z.shape[1], 2)).to(z.device)
+            return (per_sample * weights[labels]).mean()  # Keras: sum(w * loss) / batch size
 
         return loss
 
@@ -114,11 +114,9 @@ class Loss:
         return float(self.per_sample(outputs, targets, None, None).mean())
 
 
-def _class_weights(class_weight: Mapping[int, float] | None) -> torch.Tensor | None:
-    if not class_weight:
-        return None
-    size = max(int(k) for k in class_weight) + 1
-    weights = torch.ones(size)
+def _class_weights(class_weight: Mapping[int, float], classes: int) -> torch.Tensor:
+    """Weight per class index (1 for classes the mapping leaves out)."""
+    weights = torch.ones(max(classes, max(int(k) for k in class_weight) + 1))
     for key, value in class_weight.items():
         weights[int(key)] = float(value)
     return weights
