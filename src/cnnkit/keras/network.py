@@ -39,7 +39,7 @@ from cnnkit.keras import callbacks as keras_callbacks
 from cnnkit.keras import losses as keras_losses
 from cnnkit.keras import metrics as keras_metrics
 from cnnkit.keras import optimizers as keras_optimizers
-from cnnkit.keras.layers import InputLayer, input_layout
+from cnnkit.keras.layers import InputLayer
 from cnnkit.keras.progress import KerasProgress, report
 from cnnkit.keras.unsupported import unsupported
 from cnnkit.layers.base import SymbolicTensor, make_activation
@@ -744,10 +744,3 @@ class Sequential(KerasModel, base.Sequential):
         self._chain.pop()
         self._refresh()
 
-
-def input_of(model: KerasModel) -> tuple[InputLayer | None, str]:
-    """The model's InputLayer and its layout (for saving)."""
-    source = model._source_layer()
-    return (source if isinstance(source, InputLayer) else None), (
-        input_layout(source.tensor) if source is not None else backend.image_data_format()
-    )

@@ -30,11 +30,11 @@ _HDF5 = b"\x89HDF\r\n\x1a\n"
 
 
 def _spec(model: Any) -> dict[str, Any]:
-    from cnnkit.keras.network import Model, input_of
+    from cnnkit.keras.network import Model
 
-    source, layout = input_of(model)
-    if source is None:
-        raise ModelError("the model has no input yet; build it (or fit it) before saving")
+    source, layout = model._source_layer(), model.data_format
+    if not isinstance(source, InputLayer):
+        raise ModelError("the model has no keras.Input yet; build it (or fit it) before saving")
     layers = []
     for layer, inputs in model.nodes:
         args = getattr(layer, "keras_args", None)
