@@ -743,4 +743,3 @@ class Sequential(KerasModel, base.Sequential):
             raise ModelError("the model has no layers to pop")
         self._chain.pop()
         self._refresh()
-
