@@ -274,3 +274,14 @@ def test_class_weight_scales_each_class_loss(flat) -> None:
     loss = keras.losses.CategoricalCrossentropy(from_logits=True).engine_fn(None, {1: 3.0})
     z, t = torch.zeros(2, 10), torch.tensor([1, 2])
     assert float(loss(z, t)) == pytest.approx(float(2.0 * torch.log(torch.tensor(10.0))))
+
+
+def test_initial_epoch_continues_the_count(flat, capsys) -> None:
+    (x, y), _ = flat
+    model = dense_model()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    history = model.fit(x[:200], y[:200], epochs=3, initial_epoch=1, verbose=2)
+    assert history.epoch == [1, 2] and len(history.history["loss"]) == 2
+    out = capsys.readouterr().out
+    assert out.startswith("Epoch 2/3\n") and "\nEpoch 3/3\n" in out
+    assert model.fit(x[:200], y[:200], epochs=1, initial_epoch=1, verbose=0).epoch == []
