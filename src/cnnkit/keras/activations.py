@@ -96,7 +96,7 @@ def serialize(activation: Callable[..., Any]) -> str | None:
 __getattr__ = missing(
     __name__,
     {
-        "exponential": "use keras.layers.Lambda-free forms: a named activation such as 'elu'",
+        "exponential": "use a named activation such as 'elu' or 'softplus'",
         "hard_silu": "use 'silu' (swish)",
         "hard_swish": "use 'silu' (swish)",
         "softmax_cross_entropy": "use keras.losses.CategoricalCrossentropy",
