@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,7 @@ def predict_logits(
     model: nn.Module,
     images: torch.Tensor,
     *,
-    preprocessing: Preprocessing,
+    preprocessing: Preprocessing | Callable[[torch.Tensor], torch.Tensor],
     device: torch.device | str = "cpu",
     batch_size: int = EVAL_BATCH,
     autocast: torch.dtype | None = None,

@@ -191,7 +191,7 @@ def test_add_of_different_shapes_names_both() -> None:
         (lambda: Conv2D(0, 3), "filters must be a positive integer"),
         (lambda: Conv2D(8, (3, 3, 3)), "kernel_size must be a positive integer or 2"),
         (lambda: Conv2D(8, 3, padding="full"), "padding must be 'valid' or 'same'"),
-        (lambda: Conv2D(8, 3, activation="relu6"), "unknown activation 'relu6'; choose one of"),
+        (lambda: Conv2D(8, 3, activation="relu7"), "unknown activation 'relu7'; choose one of"),
         (lambda: MaxPooling2D(strides=0), "strides must be a positive integer"),
         (lambda: Dense(-1), "units must be a positive integer"),
         (lambda: Dropout(1.5), r"rate must be in \[0, 1\)"),

@@ -74,13 +74,37 @@ class Dataset:
         *,
         source: str = "",
         ids: Sequence[str] | None = None,
+        layout: str = "nchw",
     ) -> Dataset:
-        """Build from numpy arrays; grey ``(N, H, W)`` images get a channel axis."""
+        """Build from numpy arrays; grey ``(N, H, W)`` images get a channel axis.
+
+        Only lossless conversions happen: pixels of any dtype must be whole numbers in 0..255
+        and labels whole numbers (float images in [0, 1], as Keras programs feed them, are
+        refused with the fix, never cast). ``layout="nhwc"`` reads channels-last arrays
+        ``(N, H, W, C)``; in the default ``nchw`` layout an array whose last axis looks like
+        channels (1, 3 or 4) while its second cannot be (more than 4) is refused rather than
+        misread.
+
+        Raises:
+            DataError: the pixels or labels would change in the conversion, or the layout
+                is ambiguous.
+        """
+        name = source or "dataset"
+        images = np.asarray(images)
+        if layout not in ("nchw", "nhwc"):
+            raise DataError(f"{name}: layout must be 'nchw' or 'nhwc', got {layout!r}")
         if images.ndim == 3:
             images = images[:, None, :, :]
+        elif images.ndim == 4 and layout == "nhwc":
+            images = images.transpose(0, 3, 1, 2)
+        elif images.ndim == 4 and images.shape[-1] in (1, 3, 4) and images.shape[1] > 4:
+            raise DataError(
+                f"{name}: images of shape {images.shape} look channels-last (N, H, W, C); "
+                "pass layout='nhwc' to read them so, or transpose to (N, C, H, W)"
+            )
         return cls(
-            images=torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)),
-            labels=torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+            images=torch.from_numpy(np.ascontiguousarray(_lossless(images, np.uint8, name))),
+            labels=torch.from_numpy(_lossless(np.asarray(labels), np.int64, name, "labels")),
             classes=tuple(classes),
             source=source,
             ids=tuple(ids) if ids is not None else None,
@@ -173,6 +197,28 @@ class Dataset:
         digest.update(self.images.contiguous().numpy().data)
         digest.update(self.labels.contiguous().numpy().data)
         return digest.hexdigest()
+
+
+def _lossless(values: np.ndarray, dtype: type, name: str, what: str = "images") -> np.ndarray:
+    """``values`` as ``dtype`` when every value survives the conversion; else a DataError."""
+    if values.dtype == dtype:
+        return values
+    if values.size:
+        info = np.iinfo(dtype)
+        low, high = values.min(), values.max()
+        whole = values.dtype.kind in "iub" or bool(np.all(np.mod(values, 1) == 0))
+        if not whole or low < info.min or high > info.max:
+            hint = (
+                "; float images in [0, 1]: scale them with (x * 255).round().astype('uint8'), "
+                "or train on the floats as they are with cnnkit.keras"
+                if what == "images" and values.dtype.kind == "f"
+                else ""
+            )
+            raise DataError(
+                f"{name}: {what} of dtype {values.dtype} (values {low}..{high}) cannot become "
+                f"{np.dtype(dtype).name} without changing them{hint}"
+            )
+    return values.astype(dtype)
 
 
 @dataclass(frozen=True, repr=False)

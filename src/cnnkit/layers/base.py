@@ -34,6 +34,14 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "softmax": lambda: nn.Softmax(dim=1),  # over the channel / class axis
     "gelu": nn.GELU,  # exact (erf), as Keras's default
     "silu": nn.SiLU,
+    "swish": nn.SiLU,  # Keras's other name for silu
+    "selu": nn.SELU,
+    "softplus": nn.Softplus,
+    "softsign": nn.Softsign,
+    "relu6": nn.ReLU6,
+    "hard_sigmoid": nn.Hardsigmoid,  # relu6(x + 3) / 6, as Keras 3
+    "mish": nn.Mish,
+    "log_softmax": lambda: nn.LogSoftmax(dim=1),
 }
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

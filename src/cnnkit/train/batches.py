@@ -21,8 +21,6 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from cnnkit.data.dataset import Dataset
-
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -74,16 +72,31 @@ class BatchSource(Protocol):
     ) -> Iterator[Batch]: ...
 
 
+class LabelledTensors(Protocol):
+    """Images and labels in memory: a :class:`Dataset`, or the arrays ``cnnkit.keras`` trains
+    on as given (uint8 or float images ``(N, ...)``; labels ``(N,)`` or soft ``(N, K)``)."""
+
+    @property
+    def images(self) -> torch.Tensor: ...
+
+    @property
+    def labels(self) -> torch.Tensor: ...
+
+
 class TensorBatches:
-    """A :class:`BatchSource` over an in-memory :class:`Dataset` living on ``device``.
+    """A :class:`BatchSource` over in-memory images and labels living on ``device``.
 
     The images are copied to the device once; each batch is one gather by an index tensor.
+    ``shuffle=False`` keeps the data's own order in every epoch.
     """
 
-    def __init__(self, dataset: Dataset, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, dataset: LabelledTensors, device: torch.device | str = "cpu", *, shuffle: bool = True
+    ) -> None:
         self.device = torch.device(device)
         self.images = dataset.images.to(self.device)
         self.labels = dataset.labels.to(self.device)
+        self.shuffle = shuffle
 
     @property
     def num_samples(self) -> int:
@@ -105,7 +118,11 @@ class TensorBatches:
         shards: int = 1,
     ) -> Iterator[Batch]:
         usable = self.num_samples - self.num_samples % shards
-        order = epoch_order(self.num_samples, seed=seed, epoch=epoch)[:usable].to(self.device)
+        if self.shuffle:
+            order = epoch_order(self.num_samples, seed=seed, epoch=epoch)
+        else:
+            order = torch.arange(self.num_samples)
+        order = order[:usable].to(self.device)
         for first in range(start * batch_size, usable, batch_size):
             index = order[first : first + batch_size][shard::shards]
             yield self.images[index], self.labels[index]

@@ -15,7 +15,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -26,7 +26,13 @@ from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, RunError, TrainingInterrupted
 from cnnkit.inference import predict_logits
-from cnnkit.train.batches import BatchSource, TensorBatches, epoch_generator, steps_per_epoch
+from cnnkit.train.batches import (
+    BatchSource,
+    LabelledTensors,
+    TensorBatches,
+    epoch_generator,
+    steps_per_epoch,
+)
 from cnnkit.train.callbacks import Callback, CallbackList, Logs, ProgressBar, TrainState
 from cnnkit.train.checkpoint import FORMAT, WHERE, check_snapshot
 from cnnkit.train.distributed import DistributedContext
@@ -36,6 +42,18 @@ from cnnkit.train.precision import Precision, resolve_precision
 from cnnkit.train.schedules import Schedule
 
 log = logging.getLogger(__name__)
+
+#: per-batch count of correct predictions: ``(logits (N, K), labels) -> 0-d tensor``
+Metric = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def count_correct(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Top-1 hits against class indices ``(N,)`` or one-hot / soft labels ``(N, K)``; with one
+    output unit (a sigmoid's logit), hits of ``logit > 0`` against 0/1 labels."""
+    if logits.shape[1] == 1:
+        return ((logits.reshape(-1) > 0) == (labels.reshape(-1) > 0.5)).sum()
+    hard = labels.argmax(1) if labels.ndim == 2 else labels
+    return (logits.argmax(1) == hard).sum()
 
 
 class History(list[Logs]):
@@ -51,13 +69,15 @@ class History(list[Logs]):
         self.training = training
 
 
-def log_keys(*, has_val: bool) -> tuple[str, ...]:
-    """The keys of each epoch's logs (what callbacks may monitor)."""
+def log_keys(*, has_val: bool, metrics: Sequence[str] = ()) -> tuple[str, ...]:
+    """The keys of each epoch's logs (what callbacks may monitor); ``metrics``: extra
+    per-batch metrics by name, logged next to ``accuracy`` (and as ``val_<name>``)."""
     return (
         "epoch",
         "loss",
         "accuracy",
-        *(("val_loss", "val_accuracy") if has_val else ()),
+        *metrics,
+        *(("val_loss", "val_accuracy", *(f"val_{m}" for m in metrics)) if has_val else ()),
         "lr",
         "time",
     )
@@ -67,8 +87,8 @@ def fit(
     model: nn.Module,
     *,
     train: Dataset | BatchSource,
-    val: Dataset | None = None,
-    preprocessing: Preprocessing,
+    val: LabelledTensors | None = None,
+    preprocessing: Preprocessing | Callable[[torch.Tensor], torch.Tensor],
     optimizer: torch.optim.Optimizer | str = "adam",
     lr: float = 1e-3,
     momentum: float = 0.0,
@@ -90,6 +110,7 @@ def fit(
     distributed: DistributedContext | None = None,
     verbose: int = 1,
     setup: dict[str, Any] | None = None,
+    metrics: Mapping[str, Metric] | None = None,
 ) -> History:
     """Train ``model`` on ``train``, validating on ``val`` after each epoch.
 
@@ -134,6 +155,8 @@ def fit(
             ``callbacks`` hold a :class:`~cnnkit.train.callbacks.ProgressBar` of their own.
         setup: more facts for the set-up line printed before training (e.g. ``{"test":
             10000}``); ``fit`` adds device, threads, precision, sample counts, parameters.
+        metrics: more per-batch hit counters by name (e.g. top-5 accuracy), logged as
+            fractions of the samples next to ``accuracy`` (and ``val_<name>``).
 
     Returns:
         A :class:`History`: one logs dict per epoch with ``epoch``, ``loss``,
@@ -162,6 +185,7 @@ def fit(
     steps = steps_per_epoch(source.num_samples, batch_size, shards)
     schedule = Schedule.parse(schedule) if isinstance(schedule, str) else schedule
     loss_fn = make_loss(loss, label_smoothing=label_smoothing) if isinstance(loss, str) else loss
+    metrics = dict(metrics or {})
 
     # 2. Model on the device, in the memory layout its convolutions run fastest in; the
     #    training forward pass may go through DDP (gradient averaging) and torch.compile.
@@ -200,7 +224,7 @@ def fit(
         model=model,
         epochs=epochs,
         steps_per_epoch=steps,
-        log_keys=log_keys(has_val=val is not None),
+        log_keys=log_keys(has_val=val is not None, metrics=tuple(metrics)),
         optimizer=optimizer,
         is_main=distributed is None or distributed.is_main,
         summary={
@@ -221,7 +245,7 @@ def fit(
         "world_size": shards,
         "precision": amp.name,
         "train": source.num_samples,
-        "val": len(val) if val is not None else None,
+        "val": len(val.labels) if val is not None else None,
         "parameters": sum(p.numel() for p in model.parameters()),
         "steps_per_epoch": steps,
         "batch_size": batch_size,
@@ -290,11 +314,13 @@ def fit(
                 first, partial = resume_at["batch"], resume_at["partial"]
                 loss_sum = torch.zeros((), device=device, dtype=torch.float64)
                 correct = torch.zeros((), device=device, dtype=torch.int64)
+                hits = torch.zeros(len(metrics), device=device, dtype=torch.float64)
                 seen, elapsed = 0, 0.0
                 augment_rng = epoch_generator(seed, epoch, stream=1)
                 if partial is not None:
                     loss_sum += partial["loss_sum"].to(device)
                     correct += partial["correct"].to(device)
+                    hits += partial.get("hits", hits).to(device)
                     seen, elapsed = int(partial["seen"]), float(partial["time"])
                     augment_rng.set_state(partial["augment_rng"])
                 started = time.perf_counter() - elapsed
@@ -319,7 +345,7 @@ def fit(
                     if augment is not None:
                         images, mixing = augment.augment_batch(images, labels, augment_rng)
                     inputs = preprocessing(images)
-                    if channels_last:
+                    if channels_last and inputs.ndim == 4:
                         inputs = inputs.contiguous(memory_format=torch.channels_last)
                     # 9. Forward in the chosen precision; the loss is computed in fp32.
                     with amp.autocast():
@@ -333,7 +359,9 @@ def fit(
                     scaler.update()
                     # 11. Accumulate the epoch's metrics and tell the callbacks.
                     loss_sum += batch_loss.detach() * len(labels)
-                    correct += (logits.detach().argmax(1) == labels).sum()
+                    correct += count_correct(logits.detach(), labels)
+                    for i, metric in enumerate(metrics.values()):
+                        hits[i] += metric(logits.detach(), labels)
                     seen += len(labels)
                     state.epoch_seen = seen
                     state.step += 1
@@ -347,6 +375,7 @@ def fit(
                             partial={
                                 "loss_sum": loss_sum.cpu(),
                                 "correct": correct.cpu(),
+                                "hits": hits.cpu(),
                                 "seen": seen,
                                 "time": time.perf_counter() - started,
                                 "augment_rng": augment_rng.get_state(),
@@ -356,24 +385,32 @@ def fit(
                         hooks.on_interrupt()
                         raise TrainingInterrupted(list(state.history), dict(state.summary))
                 # 13. The epoch's logs: train metrics summed over processes, validation.
-                totals = torch.stack(
+                totals = torch.cat(
                     [
-                        loss_sum,
-                        correct.double(),
-                        torch.tensor(float(seen), device=device, dtype=torch.float64),
+                        torch.stack(
+                            [
+                                loss_sum,
+                                correct.double(),
+                                torch.tensor(float(seen), device=device, dtype=torch.float64),
+                            ]
+                        ),
+                        hits.double(),
                     ]
                 )
                 if distributed is not None:
                     totals = distributed.all_reduce_sum(totals)
-                loss_total, correct_total, seen_total = totals.tolist()
+                loss_total, correct_total, seen_total, *hit_totals = totals.tolist()
                 logs: Logs = {
                     "epoch": epoch + 1,
                     "loss": loss_total / seen_total,
                     "accuracy": correct_total / seen_total,
                 }
+                logs.update({m: h / seen_total for m, h in zip(metrics, hit_totals, strict=True)})
                 if val is not None:
                     logs.update(
-                        _validate(model, val, preprocessing, loss_fn, device, amp, distributed)
+                        _validate(
+                            model, val, preprocessing, loss_fn, device, amp, distributed, metrics
+                        )
                     )
                 logs["lr"] = float(optimizer.param_groups[0]["lr"])
                 logs["time"] = time.perf_counter() - started
@@ -397,12 +434,13 @@ def fit(
 
 def _validate(
     model: nn.Module,
-    val: Dataset,
-    preprocessing: Preprocessing,
+    val: LabelledTensors,
+    preprocessing: Preprocessing | Callable[[torch.Tensor], torch.Tensor],
     loss_fn: LossFn,
     device: torch.device,
     amp: Precision,
     distributed: DistributedContext | None,
+    metrics: Mapping[str, Metric],
 ) -> Logs:
     """``val_loss`` and ``val_accuracy``; under DDP each process takes a shard and sums."""
     images, labels = val.images, val.labels
@@ -412,13 +450,19 @@ def _validate(
     logits = predict_logits(
         model, images, preprocessing=preprocessing, device=device, autocast=amp.dtype
     )
+    labels = labels.to(logits.device)
     count = float(len(labels))
     loss_total = float(loss_fn(logits, labels)) * count if count else 0.0
-    totals = torch.tensor([loss_total, float((logits.argmax(1) == labels).sum()), count])
+    hits = [float(count_correct(logits, labels))] + [
+        float(m(logits, labels)) for m in metrics.values()
+    ]
+    totals = torch.tensor([loss_total, count, *hits])
     if distributed is not None:
         totals = distributed.all_reduce_sum(totals)
-    loss_total, correct, count = totals.tolist()
-    return {"val_loss": loss_total / count, "val_accuracy": correct / count}
+    loss_total, count, correct, *hit_totals = totals.tolist()
+    logs = {"val_loss": loss_total / count, "val_accuracy": correct / count}
+    logs.update({f"val_{m}": h / count for m, h in zip(metrics, hit_totals, strict=True)})
+    return logs
 
 
 def _rng_state(device: torch.device) -> dict[str, Any]:

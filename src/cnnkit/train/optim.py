@@ -1,4 +1,4 @@
-"""Optimizers by name: SGD (with momentum and Nesterov), Adam, AdamW, RMSprop.
+"""Optimizers by name: SGD (with momentum and Nesterov), Adam, AdamW, RMSprop, Adagrad.
 
 Where torch has a fused kernel for the optimizer (Adam, AdamW and SGD, on CPU and CUDA) it
 is used: one kernel updates every parameter instead of a Python loop over tensors, which
@@ -14,7 +14,7 @@ import torch
 
 from cnnkit.errors import ConfigError, did_you_mean
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 
 
 def make_optimizer(
@@ -29,7 +29,7 @@ def make_optimizer(
     """Build an optimizer by name.
 
     Args:
-        name: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
+        name: ``sgd``, ``adam``, ``adamw``, ``rmsprop`` or ``adagrad``.
         params: parameters, or parameter groups (dicts with ``params`` and e.g. ``lr``).
         lr: learning rate.
         momentum: SGD and RMSprop momentum (0 = none).
@@ -79,6 +79,11 @@ def make_optimizer(
         # rho 0.9 as in Keras (torch's default is 0.99): the textbooks' RMSprop runs as written
         return torch.optim.RMSprop(
             params, lr=lr, alpha=0.9, momentum=momentum, weight_decay=weight_decay
+        )
+    if name == "adagrad":
+        # Keras's starting accumulator (torch's default is 0)
+        return torch.optim.Adagrad(
+            params, lr=lr, initial_accumulator_value=0.1, weight_decay=weight_decay
         )
     raise ConfigError(
         f"unknown optimizer {name!r}.{did_you_mean(name, OPTIMIZERS)} Choose one of "
