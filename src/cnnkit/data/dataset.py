@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from cnnkit.data.mapped import mapped_file, take_rows
 from cnnkit.errors import DataError
 
 
@@ -124,8 +125,12 @@ class Dataset:
         """The samples at ``indices`` (in that order), keeping class names and ids."""
         index = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
         ids = None if self.ids is None else tuple(self.ids[i] for i in index.tolist())
+        if mapped_file(self.images) is not None:  # a decoded folder cache stays on disk
+            images = torch.from_numpy(take_rows(self.images.numpy(), index.numpy()))
+        else:
+            images = self.images[index]
         return Dataset(
-            images=self.images[index],
+            images=images,
             labels=self.labels[index],
             classes=self.classes,
             source=name or self.source,

@@ -26,7 +26,7 @@ from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, RunError, TrainingInterrupted
 from cnnkit.inference import predict_logits
-from cnnkit.train.batches import BatchSource, TensorBatches, epoch_generator, steps_per_epoch
+from cnnkit.train.batches import BatchSource, batch_source, epoch_generator, steps_per_epoch
 from cnnkit.train.callbacks import Callback, CallbackList, Logs, TrainState
 from cnnkit.train.checkpoint import FORMAT
 from cnnkit.train.distributed import DistributedContext
@@ -130,7 +130,7 @@ def fit(
         raise ConfigError(f"epochs and batch size must be positive, got {epochs} and {batch_size}")
     device = torch.device(device)
     amp = resolve_precision(precision, device)
-    source = TensorBatches(train, device) if isinstance(train, Dataset) else train
+    source = batch_source(train, device) if isinstance(train, Dataset) else train
     shard, shards = (distributed.rank, distributed.world_size) if distributed else (0, 1)
     if source.num_samples < shards or source.num_samples == 0:
         raise ConfigError(
