@@ -149,6 +149,13 @@ def test_automatic_choice_by_decoded_size(monkeypatch, caplog) -> None:
     assert cache.available_memory() == 1000 and cache.available_memory is not None
 
 
+def test_a_folder_too_large_for_memory_goes_to_the_cache(photos, monkeypatch, caplog) -> None:
+    monkeypatch.setattr("cnnkit.data.folder.MAX_BYTES", 1000)
+    train = read_folder(photos).parts["train"]
+    assert mapped_file(train.images) is not None and len(train) == 90
+    assert "reading them from a decoded cache on disk" in caplog.text
+
+
 def test_available_memory_is_positive_and_below_the_machine() -> None:
     free = cache.available_memory()
     assert 0 < free <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
