@@ -17,6 +17,7 @@ from cnnkit.data import cache
 from cnnkit.data.folder import FolderOptions, read_folder
 from cnnkit.data.mapped import mapped_file
 from cnnkit.data.sources import load_dataset
+from cnnkit.data.split import split_record, write_split_file
 from cnnkit.errors import DataError
 from cnnkit.train.batches import MappedBatches, TensorBatches, batch_source
 from tests.data import imagefiles as f
@@ -161,7 +162,9 @@ def test_available_memory_is_positive_and_below_the_machine() -> None:
     assert 0 < free <= os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
-def test_splits_of_a_cached_folder_stay_on_disk_and_equal_memory(photos, cache_home) -> None:
+def test_splits_of_a_cached_folder_stay_on_disk_and_equal_memory(
+    photos, cache_home, tmp_path
+) -> None:
     memory = load_dataset(f"folder:{photos}?cache=0", seed=3)
     cached = load_dataset(f"folder:{photos}?cache=1", seed=3)
     for (name, part), (_, on_disk) in zip(memory.items(), cached.items(), strict=True):
@@ -170,6 +173,13 @@ def test_splits_of_a_cached_folder_stay_on_disk_and_equal_memory(photos, cache_h
     before = sorted(p.name for p in cache_home.glob("*/*.u8"))
     load_dataset(f"folder:{photos}?cache=1", seed=3)  # subsets are written once
     assert sorted(p.name for p in cache_home.glob("*/*.u8")) == before
+    # a split file (evaluate, resume) takes the same parts, still on disk
+    record = split_record(cached, source=f"folder:{photos}?cache=1", root=photos)
+    write_split_file(tmp_path / "split.json", record)
+    again = load_dataset(f"folder:{photos}?cache=1", split_file=tmp_path / "split.json")
+    for (name, part), (_, on_disk) in zip(memory.items(), again.items(), strict=True):
+        assert mapped_file(on_disk.images) is not None, name
+        assert torch.equal(part.images, on_disk.images) and part.ids == on_disk.ids
 
 
 @pytest.mark.parametrize("shards", [1, 2])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -94,6 +94,8 @@ class Dataset:
         if not parts:
             raise DataError("cannot concatenate zero datasets")
         first = parts[0]
+        if len(parts) == 1:  # no copy: a part read from a disk cache stays there
+            return replace(first, source=source or first.source, ids=first.sample_ids())
         for part in parts[1:]:
             if part.classes != first.classes or part.image_shape != first.image_shape:
                 raise DataError(
