@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,26 @@ DEVICE_OPTION = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].")
 CACHE_OPTION = typer.Option(
     None, "--cache-dir", help="Feature cache folder (default: ~/.cache/cnnkit/features)."
 )
+RAY_OPTION = typer.Option(
+    None,
+    "--ray",
+    metavar="ADDRESS",
+    help="Compute features on Ray over a folder's files: local (start Ray here), auto or "
+    "ray://HOST:PORT. Needs cnnkit[ray].",
+)
+
+
+@contextmanager
+def on_ray(address: str | None, spec: str, data: str, input_size: int | None) -> Iterator[Any]:
+    """A features function running on Ray at ``address`` (None: compute here)."""
+    if address is None:
+        yield None
+        return
+    from cnnkit.data.sources import fit_rule
+    from cnnkit.transfer.ray_features import connected, ray_embed
+
+    with connected(address):
+        yield partial(ray_embed, spec, fit=fit_rule(data), input_size=input_size)
 
 
 def _advance(bar: Any, task: Any, done: int, total: int) -> None:
@@ -48,6 +70,7 @@ def embed_splits(
     cache_dir: Path | None,
     input_size: int | None,
     device: str,
+    embedder: Any = None,
 ) -> dict[str, Any]:
     """Cached features of every split, with a progress bar; prints one line per split."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -76,6 +99,7 @@ def embed_splits(
                 input_size=input_size,
                 device=torch_device,
                 progress=partial(_advance, bar, task),
+                embedder=embedder,
             )
         how = "reused from cache" if result.reused else "computed"
         out.print(
@@ -102,6 +126,7 @@ def features_command(
     seed: int = SEED_OPTION,
     device: str = DEVICE_OPTION,
     cache_dir: Path | None = CACHE_OPTION,
+    ray: str | None = RAY_OPTION,
 ) -> None:
     """Compute a backbone's features of a data source's train and test images, once.
 
@@ -109,8 +134,11 @@ def features_command(
     a changed backbone or changed data recomputes them.
     """
     from cnnkit.transfer.backbones import load_backbone
+    from cnnkit.transfer.ray_features import require_ray
     from cnnkit.transfer.sample import Sample, load_sample
 
+    if ray is not None:
+        require_ray(data)  # before any data is read
     sample = Sample(train_per_class, 0, test_size, seed)
     splits = load_sample(data, sample, data_dir=data_dir)
     loaded = load_backbone(backbone)
@@ -120,4 +148,12 @@ def features_command(
         + (f" resized to {input_size}x{input_size}" if input_size else "")
         + f", {loaded.num_features} features per image"
     )
-    embed_splits(loaded, splits, cache_dir=cache_dir, input_size=input_size, device=device)
+    with on_ray(ray, backbone, data, input_size) as embedder:
+        embed_splits(
+            loaded,
+            splits,
+            cache_dir=cache_dir,
+            input_size=input_size,
+            device=device,
+            embedder=embedder,
+        )

@@ -21,10 +21,12 @@ from cnnkit.cli.features import (
     DATA_OPTION,
     DEVICE_OPTION,
     INPUT_SIZE_OPTION,
+    RAY_OPTION,
     SEED_OPTION,
     TEST_SIZE_OPTION,
     TRAIN_PER_CLASS_OPTION,
     embed_splits,
+    on_ray,
 )
 from cnnkit.cli.train import print_run_end
 
@@ -88,6 +90,7 @@ def transfer_command(
     seed: int = SEED_OPTION,
     device: str = DEVICE_OPTION,
     cache_dir: Path | None = CACHE_OPTION,
+    ray: str | None = RAY_OPTION,
 ) -> None:
     """Fit classic heads on pretrained features and compare backbones in one table."""
     from cnnkit.atomic import write_json
@@ -98,6 +101,10 @@ def transfer_command(
     from cnnkit.transfer.sample import Sample, load_sample
 
     heads = parse_heads(head)  # a wrong head name fails before any feature is computed
+    if ray is not None:
+        from cnnkit.transfer.ray_features import require_ray
+
+        require_ray(data)
     specs = [spec.strip() for spec in backbones.split(",") if spec.strip()]
     sample = Sample(train_per_class, 0, test_size, seed)
     splits = load_sample(data, sample, data_dir=data_dir)
@@ -105,9 +112,15 @@ def transfer_command(
     features = {}
     for spec in specs:
         backbone = load_backbone(spec)
-        features[backbone.name] = embed_splits(
-            backbone, splits, cache_dir=cache_dir, input_size=input_size, device=device
-        )
+        with on_ray(ray, spec, data, input_size) as embedder:
+            features[backbone.name] = embed_splits(
+                backbone,
+                splits,
+                cache_dir=cache_dir,
+                input_size=input_size,
+                device=device,
+                embedder=embedder,
+            )
     rows = []
     torch_device = resolve_device(device)
     if baseline:

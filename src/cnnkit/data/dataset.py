@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
+from cnnkit.data.mapped import mapped_file, take_rows
 from cnnkit.errors import DataError
 
 
@@ -119,6 +120,8 @@ class Dataset:
         if not parts:
             raise DataError("cannot concatenate zero datasets")
         first = parts[0]
+        if len(parts) == 1:  # no copy: a part read from a disk cache stays there
+            return replace(first, source=source or first.source, ids=first.sample_ids())
         for part in parts[1:]:
             if part.classes != first.classes or part.image_shape != first.image_shape:
                 raise DataError(
@@ -171,8 +174,12 @@ class Dataset:
         """The samples at ``indices`` (in that order), keeping class names and ids."""
         index = torch.as_tensor(np.asarray(indices), dtype=torch.int64)
         ids = None if self.ids is None else tuple(self.ids[i] for i in index.tolist())
+        if mapped_file(self.images) is not None:  # a decoded folder cache stays on disk
+            images = torch.from_numpy(take_rows(self.images.numpy(), index.numpy()))
+        else:
+            images = self.images[index]
         return Dataset(
-            images=self.images[index],
+            images=images,
             labels=self.labels[index],
             classes=self.classes,
             source=name or self.source,

@@ -46,6 +46,7 @@ from urllib.parse import parse_qsl
 
 import numpy as np
 
+from cnnkit.data import cache
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.images import (
     DEFAULT_FIT,
@@ -55,6 +56,7 @@ from cnnkit.data.images import (
     decode_image,
     probe_image,
 )
+from cnnkit.data.mapped import take_rows
 from cnnkit.errors import ConfigError, DataError, DataNotFoundError
 
 log = logging.getLogger(__name__)
@@ -97,6 +99,8 @@ class FolderOptions:
         fit: ``pad``, ``crop`` or ``stretch`` (see :mod:`cnnkit.data.images`).
         corrupt: ``skip`` unreadable files (and list them) or ``fail`` on the first one.
         allow_empty: keep a class that has no readable image instead of failing.
+        cache: ``True`` decodes into a memory-mapped file on disk (:mod:`cnnkit.data.cache`),
+            ``False`` into memory; None chooses by the decoded size against free memory.
     """
 
     size: tuple[int, int] | None = None
@@ -104,6 +108,7 @@ class FolderOptions:
     fit: str = DEFAULT_FIT
     corrupt: str = "skip"
     allow_empty: bool = False
+    cache: bool | None = None
 
     def __post_init__(self) -> None:
         if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
@@ -153,7 +158,7 @@ def _parse_value(key: str, value: str) -> object:
             return (int(height), int(width or height))
         if key == "channels":
             return {"grey": 1, "gray": 1, "rgb": 3}.get(text) or int(text)
-        if key == "allow_empty":
+        if key in ("allow_empty", "cache"):
             if text in ("1", "true", "yes", "on", ""):
                 return True
             if text in ("0", "false", "no", "off"):
@@ -162,7 +167,7 @@ def _parse_value(key: str, value: str) -> object:
     except ValueError:
         raise ConfigError(
             f"folder option {key}={value!r} is not valid (size=64x64 or 64, channels=1 or 3, "
-            "allow_empty=1 or 0)"
+            "allow_empty=1 or 0, cache=1 or 0)"
         ) from None
     return text
 
@@ -300,25 +305,30 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
     report.channels = options.channels or (1 if grey > len(readable) - grey else 3)
 
     needed = len(readable) * report.channels * report.size[0] * report.size[1]
-    if needed > MAX_BYTES:
-        raise DataError(
-            f"{root}: {len(readable)} images of {report.size[0]}x{report.size[1]}x"
-            f"{report.channels} would take {needed / 2**30:.1f} GiB of memory (the limit is "
-            f"{MAX_BYTES / 2**30:.0f} GiB); choose a smaller size, e.g. "
-            f'"folder:{root}?size=224x224"'
-        )
+    if cache.use_cache(options.cache, needed, MAX_BYTES):
+        images, decoded = cache.decode_cached(report, files, readable)
+    else:
+        if needed > MAX_BYTES:
+            raise DataError(
+                f"{root}: {len(readable)} images of {report.size[0]}x{report.size[1]}x"
+                f"{report.channels} would take {needed / 2**30:.1f} GiB of memory (the limit is "
+                f"{MAX_BYTES / 2**30:.0f} GiB); choose a smaller size, e.g. "
+                f'"folder:{root}?size=224x224", or decode to disk: "folder:{root}?cache=1"'
+            )
+        log.info("%s: decoded in memory (%.1f MiB)", root, needed / 2**20)
+        images = np.empty((len(readable), report.channels, *report.size), dtype=np.uint8)
 
-    def decode(item: tuple[str, int, Path, ImageInfo]) -> DecodedImage:
-        return decode_image(item[2], channels=report.channels, size=report.size, fit=options.fit)
+        def decode(item: tuple[str, int, Path, ImageInfo]) -> DecodedImage:
+            return decode_image(item[2], channels=report.channels, size=report.size, fit=report.fit)
 
-    decoded = map_threads(decode, readable)
-    images = np.empty((len(readable), report.channels, *report.size), dtype=np.uint8)
+        decoded = map_threads(decode, readable)
     keep = np.zeros(len(readable), dtype=bool)
     for i, ((_, _, path, _), outcome) in enumerate(zip(readable, decoded, strict=True)):
         if isinstance(outcome, DataError):
             _unreadable(report, path, outcome, options)
             continue
-        images[i] = outcome.pixels
+        if outcome.pixels.size:  # the cache has written its rows already
+            images[i] = outcome.pixels
         keep[i] = True
         if outcome.conversion:
             report.conversions[outcome.conversion] += 1
@@ -352,7 +362,7 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
         if len(index) == 0:
             continue
         parts[split] = Dataset.from_numpy(
-            images[index],
+            take_rows(images, index),
             labels[index],
             classes,
             source=f"{PREFIX}{split} ({root})",

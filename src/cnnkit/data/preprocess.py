@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from cnnkit.data.dataset import Dataset
@@ -40,9 +41,15 @@ class Preprocessing:
             raise DataError(f"normalisation std must be positive, got {self.std}")
 
     @classmethod
-    def from_dataset(cls, dataset: Dataset, *, chunk: int = 4096) -> Preprocessing:
-        """Channel statistics of ``dataset``, accumulated in float64 over chunks of images."""
+    def from_dataset(cls, dataset: Dataset, *, chunk: int | None = None) -> Preprocessing:
+        """Channel statistics of ``dataset``, accumulated in float64 over chunks of images.
+
+        ``chunk`` images at a time: by default 4096, fewer for large images (at most 64 MiB
+        of float64 at once, so a dataset read from a disk cache is never held in memory).
+        """
         channels = dataset.image_shape[0]
+        if chunk is None:
+            chunk = max(1, min(4096, (64 << 20) // (8 * int(np.prod(dataset.image_shape)))))
         total = torch.zeros(channels, dtype=torch.float64)
         total_sq = torch.zeros(channels, dtype=torch.float64)
         for start in range(0, len(dataset), chunk):

@@ -6,10 +6,14 @@ and int64 labels ``(B,)`` on the training device, in an order that is a pure fun
 at any batch of any epoch, and lets several processes (DDP) cut the same global batches into
 disjoint shards.
 
-Two kinds of source share the interface:
+Kinds of source sharing the interface:
 
 - :class:`TensorBatches`, the fast path for data that fits in memory (MNIST, CIFAR): the
   whole split is one tensor on the device and a batch is one indexing operation;
+- :class:`MappedBatches`, for a split read from a decoded folder cache on disk
+  (:mod:`cnnkit.data.cache`): each batch is gathered from the memory-mapped file (rows in
+  file order, then put back in the epoch's order) while the previous one trains, and only
+  the batch is moved to the device — the same batches as :class:`TensorBatches`, bit for bit;
 - streaming sources (for example a folder of images read lazily) implement the same
   :class:`BatchSource` protocol and yield batches as they read them.
 """
@@ -17,9 +21,13 @@ Two kinds of source share the interface:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol, runtime_checkable
 
 import torch
+
+from cnnkit.data.dataset import Dataset
+from cnnkit.data.mapped import mapped_file
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -126,3 +134,69 @@ class TensorBatches:
         for first in range(start * batch_size, usable, batch_size):
             index = order[first : first + batch_size][shard::shards]
             yield self.images[index], self.labels[index]
+
+
+class MappedBatches:
+    """A :class:`BatchSource` over a :class:`Dataset` whose images are a memory-mapped file.
+
+    The split stays on disk (the operating system caches what memory allows); each batch is
+    read with its rows sorted (locality), put back in the epoch's order, and moved to
+    ``device``. The next batch is read on a thread while the current one trains.
+    """
+
+    def __init__(self, dataset: Dataset, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+        self.images = dataset.images
+        self.labels = dataset.labels
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.images.shape[1:]
+        return int(c), int(h), int(w)
+
+    def _read(self, index: torch.Tensor) -> Batch:
+        rows, where = index.sort()
+        images = torch.empty((len(index), *self.images.shape[1:]), dtype=torch.uint8)
+        images[where] = self.images[rows]
+        pin = self.device.type == "cuda"
+        if pin:
+            images = images.pin_memory()
+        return (
+            images.to(self.device, non_blocking=pin),
+            self.labels[index].to(self.device, non_blocking=pin),
+        )
+
+    def batches(
+        self,
+        *,
+        epoch: int,
+        batch_size: int,
+        seed: int,
+        start: int = 0,
+        shard: int = 0,
+        shards: int = 1,
+    ) -> Iterator[Batch]:
+        usable = self.num_samples - self.num_samples % shards
+        order = epoch_order(self.num_samples, seed=seed, epoch=epoch)[:usable]
+        firsts = range(start * batch_size, usable, batch_size)
+        with ThreadPoolExecutor(1) as reader:
+            pending: Future[Batch] | None = None
+            for first in firsts:
+                index = order[first : first + batch_size][shard::shards]
+                upcoming = reader.submit(self._read, index)
+                if pending is not None:
+                    yield pending.result()
+                pending = upcoming
+            if pending is not None:
+                yield pending.result()
+
+
+def batch_source(dataset: Dataset, device: torch.device | str = "cpu") -> BatchSource:
+    """The source for ``dataset``: :class:`MappedBatches` when its images are on disk."""
+    if mapped_file(dataset.images) is not None:
+        return MappedBatches(dataset, device)
+    return TensorBatches(dataset, device)

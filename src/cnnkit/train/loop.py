@@ -29,7 +29,7 @@ from cnnkit.inference import predict_logits
 from cnnkit.train.batches import (
     BatchSource,
     LabelledTensors,
-    TensorBatches,
+    batch_source,
     epoch_generator,
     steps_per_epoch,
 )
@@ -175,7 +175,7 @@ def fit(
         raise ConfigError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     device = torch.device(device)
     amp = resolve_precision(precision, device)
-    source = TensorBatches(train, device) if isinstance(train, Dataset) else train
+    source = batch_source(train, device) if isinstance(train, Dataset) else train
     shard, shards = (distributed.rank, distributed.world_size) if distributed else (0, 1)
     if source.num_samples < shards or source.num_samples == 0:
         raise ConfigError(

@@ -139,12 +139,15 @@ def cached_embed(
     batch_size: int = EMBED_BATCH,
     device: torch.device | str = "cpu",
     progress: Progress | None = None,
+    embedder: Callable[[Dataset], torch.Tensor] | None = None,
 ) -> CachedFeatures:
     """:func:`embed`, computed once per backbone and data, then read from the cache.
 
     Args:
         cache_dir: the cache folder (created when missing); default :func:`default_cache_dir`.
         input_size, batch_size, device, progress: as for :func:`embed`.
+        embedder: computes the features instead of :func:`embed` here, e.g. on a Ray
+            cluster (:mod:`cnnkit.transfer.ray_features`); the file written is the same.
     """
     from safetensors.torch import save_file
 
@@ -159,14 +162,17 @@ def cached_embed(
     cached = _read(path, expected)
     if cached is not None and len(cached[0]) == len(dataset):
         return CachedFeatures(cached[0], cached[1], path, reused=True)
-    features = embed(
-        backbone,
-        dataset,
-        input_size=input_size,
-        batch_size=batch_size,
-        device=device,
-        progress=progress,
-    )
+    if embedder is not None:
+        features = embedder(dataset)
+    else:
+        features = embed(
+            backbone,
+            dataset,
+            input_size=input_size,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+        )
     folder.mkdir(parents=True, exist_ok=True)
     metadata = {**expected, "backbone": backbone.name, "data_source": dataset.source}
     tensors = {"features": features.contiguous(), "labels": dataset.labels.contiguous()}

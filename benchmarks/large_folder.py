@@ -1,0 +1,393 @@
+"""Benchmark: a folder larger than memory, through the decoded cache.
+
+Generates a folder of small JPEGs (Fashion-MNIST clothes upscaled to ``--size`` and
+recoloured, seeded; 100,000 of 96x96 RGB = 2.8 GB decoded), then, each step a fresh process
+so that its memory is its own:
+
+- ``build``: decodes the folder into the cache (``folder:PATH?cache=1``) and reports images/s
+  against a plain PIL decode loop (open, load, to numpy) over a sample of the same files,
+  and the time to reuse the cache (listing, headers, fingerprint);
+- ``train``: one epoch of a small CNN over the whole folder from the cache, reporting the
+  epoch time and the process's peak memory (resident anonymous memory, which the process
+  holds, and resident file pages, which the kernel may drop) against the decoded size;
+- ``compare``: on a subset that fits in memory (hard links to the first ``--subset`` files),
+  the same epoch from memory (``cache=0``) and from the cache (``cache=1``), median over
+  ``--repeats``; the target is the cache within 15% of memory.
+
+The model is deliberately tiny (one strided convolution), so the epoch time is mostly the
+data path: the comparison is the hardest case for the cache, not a model hiding it.
+
+    ./run python benchmarks/large_folder.py generate     # ~1-2 min on 2 cores
+    ./run python benchmarks/large_folder.py build
+    ./run python benchmarks/large_folder.py train
+    ./run python benchmarks/large_folder.py compare
+    ./run python benchmarks/large_folder.py report       # writes RESULTS.md
+    ./run python benchmarks/large_folder.py clean        # removes the folder and caches
+
+Results of each step go to ``<work>/results.json``; ``report`` turns them into the section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import shutil
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import describe_machine, markdown_table, median, write_section
+
+WORK = Path(os.environ.get("LARGE_FOLDER_WORK", "/work/tmp-19/large-folder"))
+BATCH = 256
+
+
+class PeakMemory:
+    """Samples this process's resident memory every 20 ms: peak anonymous and file pages."""
+
+    def __init__(self) -> None:
+        self.peak = {"RssAnon": 0, "RssFile": 0, "VmRSS": 0}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for line in Path("/proc/self/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in self.peak:
+                    self.peak[key] = max(self.peak[key], int(value.split()[0]) * 1024)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _save(step: str, values: dict[str, Any]) -> None:
+    path = WORK / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    results[step] = values
+    path.write_text(json.dumps(results, indent=2))
+    print(json.dumps({step: values}, indent=2))
+
+
+@functools.cache
+def _fashion() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """All 70,000 Fashion-MNIST pictures, labels and class names."""
+    from cnnkit.data.mnist import FASHION_MNIST, load_idx_source
+
+    parts = load_idx_source(FASHION_MNIST)
+    images = np.concatenate([parts["train"].images[:, 0].numpy(), parts["test"].images[:, 0]])
+    labels = np.concatenate([parts["train"].labels.numpy(), parts["test"].labels.numpy()])
+    return images, labels, parts["train"].classes
+
+
+def _write_images(job: tuple[int, int, int, str]) -> int:
+    """Write images ``first..last-1`` of the generated folder (a worker process)."""
+    from PIL import Image
+
+    first, last, size, root = job
+    images, labels, classes = _fashion()
+    for i in range(first, last):
+        j = i % len(images)
+        rng = np.random.default_rng(i)
+        ink, paper = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        alpha = images[j].astype(np.float32)[..., None] / 255.0
+        rgb = (paper * (1 - alpha) + ink * alpha).round().astype(np.uint8)
+        picture = Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR)
+        folder = Path(root) / classes[int(labels[j])].replace("/", "-")
+        folder.mkdir(parents=True, exist_ok=True)
+        picture.save(folder / f"{i:06d}.jpg", quality=90)
+    return last - first
+
+
+def generate(args: argparse.Namespace) -> None:
+    root = WORK / "folder"
+    if root.exists():
+        shutil.rmtree(root)
+    started = time.perf_counter()
+    step = 2000
+    jobs = [
+        (s, min(s + step, args.count), args.size, str(root)) for s in range(0, args.count, step)
+    ]
+    with ProcessPoolExecutor(os.cpu_count()) as pool:
+        written = sum(pool.map(_write_images, jobs))
+    files = sum(1 for _ in root.rglob("*.jpg"))
+    on_disk = sum(p.stat().st_size for p in root.rglob("*.jpg"))
+    _save(
+        "generate",
+        {
+            "count": written,
+            "files": files,
+            "size": args.size,
+            "jpeg_bytes": on_disk,
+            "decoded_bytes": written * 3 * args.size * args.size,
+            "seconds": time.perf_counter() - started,
+        },
+    )
+
+
+def _fresh_cache_home() -> Path:
+    home = WORK / "home"
+    os.environ["CNNKIT_DATA"] = str(home)
+    return home
+
+
+def build(args: argparse.Namespace) -> None:
+    from PIL import Image
+
+    from cnnkit.data.folder import FolderOptions, read_folder
+
+    root = WORK / "folder"
+    home = _fresh_cache_home()
+    shutil.rmtree(home / "folder-cache", ignore_errors=True)
+    files = sorted(root.rglob("*.jpg"))
+    sample = files[:: max(1, len(files) // args.sample)][: args.sample]
+    started = time.perf_counter()
+    for path in sample:  # the plain loop: what a script without cnnkit would do
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"))
+    assert pixels.shape[-1] == 3
+    plain = len(sample) / (time.perf_counter() - started)
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        data = read_folder(root, FolderOptions(cache=True))
+        built = time.perf_counter() - started
+        started = time.perf_counter()
+        again = read_folder(root, FolderOptions(cache=True))
+        reused = time.perf_counter() - started
+    train = data.parts["train"]
+    assert len(again.parts["train"]) == len(train)
+    _save(
+        "build",
+        {
+            "images": len(train),
+            "shape": list(train.image_shape),
+            "processes": min(os.cpu_count() or 1, 16),
+            "build_seconds": built,
+            "build_images_per_s": len(train) / built,
+            "plain_pil_images_per_s": plain,
+            "plain_sample": len(sample),
+            "reuse_seconds": reused,
+            "peak_memory": memory.peak,
+        },
+    )
+
+
+def _model(channels: int, classes: int) -> Any:
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(channels, 8, 5, stride=4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(4),
+        nn.Flatten(),
+        nn.Linear(128, classes),
+    )
+
+
+def _epoch(source: str) -> tuple[float, float, int, dict[str, int]]:
+    """(load seconds, epoch seconds, samples, peak memory) of one epoch of ``source``."""
+    import torch
+
+    from cnnkit.data.preprocess import Preprocessing
+    from cnnkit.data.sources import load_dataset
+    from cnnkit.train.loop import fit
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    with PeakMemory() as memory:
+        started = time.perf_counter()
+        train = load_dataset(source, val_size=0, test_size=0).train
+        preprocessing = Preprocessing.from_dataset(train)
+        loaded = time.perf_counter() - started
+        model = _model(train.image_shape[0], train.num_classes)
+        started = time.perf_counter()
+        fit(model, train=train, preprocessing=preprocessing, epochs=1, batch_size=BATCH, seed=0)
+        seconds = time.perf_counter() - started
+    return loaded, seconds, len(train), memory.peak
+
+
+def train(args: argparse.Namespace) -> None:
+    _fresh_cache_home()
+    loaded, seconds, samples, peak = _epoch(f"folder:{WORK / 'folder'}?cache=1")
+    _save(
+        "train",
+        {
+            "samples": samples,
+            "load_seconds": loaded,
+            "epoch_seconds": seconds,
+            "images_per_s": samples / seconds,
+            "peak_memory": peak,
+        },
+    )
+
+
+def compare(args: argparse.Namespace) -> None:
+    import subprocess
+    import sys
+
+    subset = WORK / f"subset-{args.subset}"
+    if not subset.exists():
+        files = sorted((WORK / "folder").rglob("*.jpg"), key=lambda p: p.name)[: args.subset]
+        for path in files:
+            target = subset / path.parent.name / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+    times: dict[str, list[float]] = {"memory": [], "cache": []}
+    peaks: dict[str, dict[str, int]] = {}
+    for _ in range(args.repeats):
+        for name, flag in (("memory", 0), ("cache", 1)):
+            out = subprocess.run(
+                [sys.executable, __file__, "_epoch", f"folder:{subset}?cache={flag}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            result = json.loads(out.strip().splitlines()[-1])
+            times[name].append(result["epoch"])
+            peaks[name] = result["peak"]
+    _save(
+        "compare",
+        {
+            "subset": args.subset,
+            "repeats": args.repeats,
+            "memory_seconds": times["memory"],
+            "cache_seconds": times["cache"],
+            "ratio": median(times["cache"]) / median(times["memory"]),
+            "peak_memory": peaks,
+        },
+    )
+
+
+def _child_epoch(args: argparse.Namespace) -> None:
+    _fresh_cache_home()
+    loaded, seconds, samples, peak = _epoch(args.source)
+    print(json.dumps({"load": loaded, "epoch": seconds, "samples": samples, "peak": peak}))
+
+
+def _gib(value: float) -> str:
+    return f"{value / 2**30:.2f} GiB"
+
+
+def report(args: argparse.Namespace) -> None:
+    results = json.loads((WORK / "results.json").read_text())
+    gen, built, trained = (results[k] for k in ("generate", "build", "train"))
+    size = gen["size"]
+    decode = built["build_seconds"] - built["reuse_seconds"]
+    body = [
+        f"Machine: {describe_machine()} (load taken when this report was written; each step "
+        "ran alone under the shared CPU lock).",
+        "",
+        f"A generated folder of {gen['count']:,} JPEGs, {size}x{size} RGB (Fashion-MNIST "
+        f"clothes recoloured; {_gib(gen['jpeg_bytes'])} of JPEG, **{_gib(gen['decoded_bytes'])}"
+        " decoded**), one sub-folder per class. No cgroup memory limit can be set on this "
+        "machine (no systemd; cgroup v1 owned by the sandbox), so the memory column is the "
+        "process's measured peak: anonymous memory is what the process holds; file pages of "
+        "the mapped cache are page cache the kernel drops under pressure.",
+        "",
+        markdown_table(
+            ["step", "figure", "peak anonymous memory", "peak file pages"],
+            [
+                [
+                    f"build the cache ({built['processes']} processes)",
+                    f"{built['build_images_per_s']:,.0f} images/s in {built['build_seconds']:.0f}"
+                    f" s; a plain PIL decode loop: {built['plain_pil_images_per_s']:,.0f} "
+                    f"images/s ({built['plain_sample']:,} files); "
+                    f"**{built['build_images_per_s'] / built['plain_pil_images_per_s']:.2f}x**",
+                    _gib(built["peak_memory"]["RssAnon"]),
+                    _gib(built["peak_memory"]["RssFile"]),
+                ],
+                [
+                    "of which decoding (build minus reuse)",
+                    f"{built['images'] / decode:,.0f} images/s in {decode:.0f} s; "
+                    f"**{built['images'] / decode / built['plain_pil_images_per_s']:.2f}x** "
+                    "the plain loop",
+                    "",
+                    "",
+                ],
+                [
+                    "reuse the cache (list, probe every header, fingerprint, map)",
+                    f"{built['reuse_seconds']:.1f} s",
+                    "",
+                    "",
+                ],
+                [
+                    f"one epoch over all {trained['samples']:,} images from the cache",
+                    f"{trained['epoch_seconds']:.0f} s ({trained['images_per_s']:,.0f} images/s;"
+                    f" loading and statistics {trained['load_seconds']:.0f} s)",
+                    f"**{_gib(trained['peak_memory']['RssAnon'])}** vs "
+                    f"{_gib(gen['decoded_bytes'])} decoded",
+                    _gib(trained["peak_memory"]["RssFile"]),
+                ],
+            ],
+        ),
+    ]
+    compared = results.get("compare")
+    if compared is None:
+        body += ["", "Cache vs memory on a subset: not measured in this run (`compare`)."]
+    else:
+        body += [
+            "",
+            f"The same epoch (batch {BATCH}, one strided convolution, no augmentation, seed 0) "
+            f"on a subset that fits, {compared['subset']:,} images, each path in a fresh process, "
+            f"{compared['repeats']} repeats alternating:",
+            "",
+            markdown_table(
+                ["path", "epoch seconds (each)", "median", "peak anonymous memory"],
+                [
+                    [
+                        name,
+                        ", ".join(f"{t:.1f}" for t in compared[f"{name}_seconds"]),
+                        f"{median(compared[f'{name}_seconds']):.1f}",
+                        _gib(compared["peak_memory"][name]["RssAnon"]),
+                    ]
+                    for name in ("memory", "cache")
+                ],
+            ),
+            "",
+            f"Cache / memory epoch time: **{compared['ratio']:.2f}x** (target: within 1.15x).",
+        ]
+    write_section("large_folder", "Folders larger than memory: the decoded cache", "\n".join(body))
+
+
+def clean(args: argparse.Namespace) -> None:
+    shutil.rmtree(WORK, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    steps = parser.add_subparsers(dest="step", required=True)
+    make = steps.add_parser("generate")
+    make.add_argument("--count", type=int, default=100_000)
+    make.add_argument("--size", type=int, default=96)
+    make.set_defaults(run=generate)
+    make = steps.add_parser("build")
+    make.add_argument("--sample", type=int, default=5000, help="files in the plain PIL loop")
+    make.set_defaults(run=build)
+    steps.add_parser("train").set_defaults(run=train)
+    make = steps.add_parser("compare")
+    make.add_argument("--subset", type=int, default=20_000)
+    make.add_argument("--repeats", type=int, default=3)
+    make.set_defaults(run=compare)
+    make = steps.add_parser("_epoch")
+    make.add_argument("source")
+    make.set_defaults(run=_child_epoch)
+    steps.add_parser("report").set_defaults(run=report)
+    steps.add_parser("clean").set_defaults(run=clean)
+    args = parser.parse_args()
+    WORK.mkdir(parents=True, exist_ok=True)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

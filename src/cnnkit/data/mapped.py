@@ -1,0 +1,94 @@
+"""Image arrays that live in a file on disk (memory-mapped) rather than in memory.
+
+A decoded folder cache (:mod:`cnnkit.data.cache`) is a raw uint8 file of ``(N, C, H, W)``
+images. Mapped with :func:`map_images` it behaves as an ordinary array or tensor whose pages
+the operating system reads on first touch and may drop again under memory pressure, so a
+split larger than memory can be trained on. Slices of it are views (no copy); a subset at
+arbitrary rows (a validation split held out of a folder) is written to a file of its own by
+:func:`take_rows`, never gathered into memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import weakref
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CHUNK_BYTES = 64 << 20  # rows copied per step when writing a subset file
+
+# data pointer range [start, end) of every live mapping -> the file it maps
+_REGIONS: dict[int, tuple[int, Path]] = {}
+
+
+def map_images(path: str | os.PathLike[str], shape: tuple[int, ...]) -> np.ndarray:
+    """The uint8 file ``path`` as an array of ``shape``, read on demand.
+
+    Mapped copy-on-write: the file never changes, and torch (which wants writable memory)
+    can share the pages without a copy.
+    """
+    path = Path(path)
+    if int(np.prod(shape)) == 0:
+        return np.zeros(shape, dtype=np.uint8)
+    array = np.memmap(path, dtype=np.uint8, mode="c", shape=shape)
+    start = array.ctypes.data
+    _REGIONS[start] = (start + array.nbytes, path)
+    weakref.finalize(array, _REGIONS.pop, start, None)
+    return array
+
+
+def mapped_file(data: np.ndarray | torch.Tensor) -> Path | None:
+    """The file ``data`` is a view of, or None when it lives in memory."""
+    if isinstance(data, torch.Tensor):
+        pointer = data.data_ptr() if data.device.type == "cpu" else 0
+    else:
+        pointer = data.ctypes.data
+    for start, (end, path) in _REGIONS.items():
+        if start <= pointer < end:
+            return path
+    return None
+
+
+def contiguous_range(index: np.ndarray) -> slice | None:
+    """``slice(a, b)`` when ``index`` is exactly ``a, a+1, ..., b-1``; else None."""
+    if len(index) == 0:
+        return None
+    first, last = int(index[0]), int(index[-1])
+    if last - first + 1 != len(index):
+        return None
+    return slice(first, last + 1) if bool((np.diff(index) == 1).all()) else None
+
+
+def take_rows(images: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``images[index]`` without holding the result in memory when ``images`` is mapped.
+
+    A run of consecutive rows is a view. Other rows of a mapped array are copied, a chunk at
+    a time, into a file beside the mapped one (named by the rows taken, so the same subset is
+    written once) and that file is mapped. In-memory arrays are indexed as usual.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    source = mapped_file(images)
+    if source is None:
+        return images[index]
+    rows = contiguous_range(index)
+    if rows is not None:
+        return images[rows]
+    shape = (len(index), *images.shape[1:])
+    digest = hashlib.sha256(np.ascontiguousarray(index).tobytes()).hexdigest()[:20]
+    target = source.with_name(f"{source.stem}-rows-{digest}.u8")
+    if not target.is_file() or target.stat().st_size != int(np.prod(shape)):
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        out = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
+        per_row = max(1, int(np.prod(images.shape[1:])))
+        step = max(1, CHUNK_BYTES // per_row)
+        for first in range(0, len(index), step):
+            part = index[first : first + step]
+            order = np.argsort(part, kind="stable")  # read in file order
+            out[first + order] = images[part[order]]
+        out.flush()
+        del out
+        os.replace(tmp, target)
+    return map_images(target, shape)
