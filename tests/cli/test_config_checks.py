@@ -124,7 +124,9 @@ def test_the_readmes_reduce_lr_and_a_folder_path_train(tmp_path, capsys) -> None
     card = json.loads((runs / "r" / "run.json").read_text())
     assert card["config"]["reduce_lr"] == {"factor": 0.5, "patience": 10, "min_delta": 1e-4}
     assert card["config"]["early_stopping"] == {"patience": 3, "restore_best_weights": True}
-    assert card["data"]["source"] == f"folder:{photos}"  # recorded as folder:PATH
+    # recorded as folder:PATH (a plain folder gets the auto setup: it records the size it chose)
+    assert card["data"]["source"].startswith(f"folder:{photos}")
+    assert card["config"]["recipe"] == "auto"
     assert card["data"]["sizes"]["test"] == 6
 
 

@@ -157,10 +157,11 @@ def test_balanced_class_weights_and_the_weighted_loss() -> None:
         make_loss("mse", class_weight=weights)
 
 
-def test_auto_is_the_default_for_a_folder_without_a_model() -> None:
+def test_auto_is_the_default_for_a_folder_without_a_model(tmp_path) -> None:
     assert wants_auto(None, {"data": "folder:x"})
     assert not wants_auto(None, {"data": "folder:x", "model": "lenet"})
     assert not wants_auto(None, {"data": "mnist"}) and not wants_auto(None, {})
+    assert wants_auto(None, {"data": str(tmp_path)})  # a folder's plain path is a folder
     assert wants_auto("auto", {"data": "fashion-mnist", "model": "lenet"})
     assert not wants_auto("mnist-best", {"data": "folder:x"})
 

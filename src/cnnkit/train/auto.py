@@ -336,8 +336,10 @@ def wants_auto(recipe: str | None, given: dict[str, Any]) -> bool:
     with no recipe and no model named."""
     if recipe is not None:
         return recipe == AUTO
-    data = source_spec(str(given.get("data", "")))
-    return data.startswith(FOLDER_PREFIX) and "model" not in given
+    data = given.get("data")
+    if not data or "model" in given:
+        return False
+    return source_spec(str(data)).startswith(FOLDER_PREFIX)  # folder:PATH or a folder's path
 
 
 def auto_config(given: dict[str, Any]) -> tuple[TrainConfig, AutoSetup, list[str]]:

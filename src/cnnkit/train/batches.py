@@ -91,7 +91,38 @@ class LabelledTensors(Protocol):
     def labels(self) -> torch.Tensor: ...
 
 
-class TensorBatches:
+class _IndexedBatches:
+    """What the two in-process sources share: images and labels cut into the batches of
+    one epoch by index (the seeded order, or the data's own with ``shuffle=False``)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    shuffle: bool = True
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.images.shape[1:]
+        return int(c), int(h), int(w)
+
+    def _indices(
+        self, *, epoch: int, batch_size: int, seed: int, start: int, shard: int, shards: int
+    ) -> Iterator[torch.Tensor]:
+        """Each batch's sample indices, from batch ``start`` on, for shard ``shard``."""
+        usable = self.num_samples - self.num_samples % shards
+        if self.shuffle:
+            order = epoch_order(self.num_samples, seed=seed, epoch=epoch)
+        else:
+            order = torch.arange(self.num_samples)
+        order = order[:usable].to(self.labels.device)
+        for first in range(start * batch_size, usable, batch_size):
+            yield order[first : first + batch_size][shard::shards]
+
+
+class TensorBatches(_IndexedBatches):
     """A :class:`BatchSource` over in-memory images and labels living on ``device``.
 
     The images are copied to the device once; each batch is one gather by an index tensor.
@@ -106,15 +137,6 @@ class TensorBatches:
         self.labels = dataset.labels.to(self.device)
         self.shuffle = shuffle
 
-    @property
-    def num_samples(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.images.shape[1:]
-        return int(c), int(h), int(w)
-
     def batches(
         self,
         *,
@@ -125,18 +147,13 @@ class TensorBatches:
         shard: int = 0,
         shards: int = 1,
     ) -> Iterator[Batch]:
-        usable = self.num_samples - self.num_samples % shards
-        if self.shuffle:
-            order = epoch_order(self.num_samples, seed=seed, epoch=epoch)
-        else:
-            order = torch.arange(self.num_samples)
-        order = order[:usable].to(self.device)
-        for first in range(start * batch_size, usable, batch_size):
-            index = order[first : first + batch_size][shard::shards]
+        for index in self._indices(
+            epoch=epoch, batch_size=batch_size, seed=seed, start=start, shard=shard, shards=shards
+        ):
             yield self.images[index], self.labels[index]
 
 
-class MappedBatches:
+class MappedBatches(_IndexedBatches):
     """A :class:`BatchSource` over a :class:`Dataset` whose images are a memory-mapped file.
 
     The split stays on disk (the operating system caches what memory allows); each batch is
@@ -148,15 +165,6 @@ class MappedBatches:
         self.device = torch.device(device)
         self.images = dataset.images
         self.labels = dataset.labels
-
-    @property
-    def num_samples(self) -> int:
-        return int(self.labels.shape[0])
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.images.shape[1:]
-        return int(c), int(h), int(w)
 
     def _read(self, index: torch.Tensor) -> Batch:
         rows, where = index.sort()
@@ -180,13 +188,16 @@ class MappedBatches:
         shard: int = 0,
         shards: int = 1,
     ) -> Iterator[Batch]:
-        usable = self.num_samples - self.num_samples % shards
-        order = epoch_order(self.num_samples, seed=seed, epoch=epoch)[:usable]
-        firsts = range(start * batch_size, usable, batch_size)
         with ThreadPoolExecutor(1) as reader:
             pending: Future[Batch] | None = None
-            for first in firsts:
-                index = order[first : first + batch_size][shard::shards]
+            for index in self._indices(
+                epoch=epoch,
+                batch_size=batch_size,
+                seed=seed,
+                start=start,
+                shard=shard,
+                shards=shards,
+            ):
                 upcoming = reader.submit(self._read, index)
                 if pending is not None:
                     yield pending.result()
