@@ -19,7 +19,6 @@ A bad file is one :class:`~cnnkit.errors.RunError` naming the file and the field
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import re
@@ -34,14 +33,12 @@ from cnnkit.atomic import write_json, write_path_atomically
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import CnnkitError, DataError, RunError
+from cnnkit.fields import MAX_CLASSES, FieldChecker
 
 CARD = "run.json"
 WEIGHTS = "weights.safetensors"
 METRICS = "metrics.json"
 HISTORY = "history.json"
-MAX_INPUT_SIDE = 4096  # the largest image height or width a run card may declare
-MAX_CHANNELS = 64
-MAX_CLASSES = 100_000
 SECTIONS = ("config", "model", "data", "preprocessing", "training", "environment", "transfer")
 
 
@@ -172,8 +169,10 @@ class Run:
 
         Raises:
             RunError: the split does not exist, or the data found differs from the run's.
+            DataError: the run's split file is damaged.
         """
         from cnnkit.data.sources import make_splits, read_source
+        from cnnkit.data.split import read_split_file
 
         data = self._section("data")
         config = self.card.get("config", {})
@@ -181,6 +180,10 @@ class Run:
             data["source"], data_dir if data_dir is not None else data.get("data_dir")
         )
         split_file = data.get("split_file")  # the exact parts, when the run recorded them
+        record = None
+        if split_file:  # a damaged split.json is its own error, not "the data changed"
+            samples = sum(len(part) for part in found.parts.values())
+            record = read_split_file(self.path / split_file, samples=samples)
         try:
             splits = make_splits(
                 data["source"],
@@ -189,7 +192,7 @@ class Run:
                 test_size=config.get("test_size"),
                 seed=int(data.get("split_seed", 0)),
                 group_by=config.get("group_by"),
-                split_file=self.path / split_file if split_file else None,
+                split_file=record,
             )
         except DataError as exc:  # the samples named by the run's split.json are not all there
             raise RunError(
@@ -385,7 +388,7 @@ def check_card(card: Any, file: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         RunError: ``<file>: <field> ...``, for the first field that is wrong.
     """
-    check = _Checker(str(file))
+    check = FieldChecker(str(file), RunError, "the run card was changed or damaged")
     check.mapping(card, "the card")
     for key in ("name", "status", "created", "error"):
         if key in card:
@@ -468,64 +471,6 @@ def check_card(card: Any, file: str | os.PathLike[str]) -> dict[str, Any]:
                 f"{pre['input_shape']} differs from model.input_shape {model['input_shape']}",
             )
     return card
-
-
-class _Checker:
-    """Type and range checks of JSON values; each failure names the file and the field."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-
-    def fail(self, field: str, problem: str) -> None:
-        raise RunError(f"{self.file}: {field} {problem}; the run card was changed or damaged")
-
-    def _shown(self, value: Any) -> str:
-        text = json.dumps(value) if _is_json(value) else repr(value)
-        return text if len(text) <= 60 else text[:57] + "..."
-
-    def mapping(self, value: Any, field: str) -> None:
-        if not isinstance(value, dict):
-            self.fail(field, f"must be a JSON object, not {self._shown(value)}")
-
-    def sequence(self, value: Any, field: str) -> None:
-        if not isinstance(value, list):
-            self.fail(field, f"must be a list, not {self._shown(value)}")
-
-    def text(self, value: Any, field: str) -> None:
-        if not isinstance(value, str):
-            self.fail(field, f"must be a string, not {self._shown(value)}")
-
-    def integer(self, value: Any, field: str, *, low: int | None = None, high: int | None = None):
-        if not isinstance(value, int) or isinstance(value, bool):
-            self.fail(field, f"must be a whole number, not {self._shown(value)}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            bounds = f"{low if low is not None else '..'}..{high if high is not None else ''}"
-            self.fail(field, f"is {self._shown(value)}, out of range {bounds}")
-
-    def number(self, value: Any, field: str, *, low: float | None = None) -> None:
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            self.fail(field, f"must be a number, not {self._shown(value)}")
-        if not math.isfinite(value) or (low is not None and value < low):
-            self.fail(field, f"is {self._shown(value)}, not a finite number >= {low or 0}")
-
-    def shape(self, value: Any, field: str) -> None:
-        if not isinstance(value, list) or len(value) != 3:
-            self.fail(field, f"must be [channels, height, width], not {self._shown(value)}")
-        self.integer(value[0], f"{field}[0] (channels)", low=1, high=MAX_CHANNELS)
-        self.integer(value[1], f"{field}[1] (height)", low=1, high=MAX_INPUT_SIDE)
-        self.integer(value[2], f"{field}[2] (width)", low=1, high=MAX_INPUT_SIDE)
-
-    def file_name(self, value: str, field: str) -> None:
-        if not value or "/" in value or "\\" in value or value in (".", ".."):
-            self.fail(field, f"must name a file inside the run folder, not {self._shown(value)}")
-
-
-def _is_json(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def describe_environment(device: torch.device) -> dict[str, Any]:

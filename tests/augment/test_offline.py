@@ -170,7 +170,7 @@ def test_regeneration_refuses_changed_sources_and_unknown_files(photos, tmp_path
     with pytest.raises(DataError, match=r"cat/img0.png: the source image changed since"):
         regenerate(out)
     (out / MANIFEST).write_text("{}")
-    with pytest.raises(DataError, match="not a cnnkit-augment/1 manifest"):
+    with pytest.raises(DataError, match=r"augment-manifest\.json: format is missing"):
         regenerate(out)
     with pytest.raises(DataError, match="no such manifest"):
         regenerate(tmp_path / "nowhere")

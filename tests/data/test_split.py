@@ -102,9 +102,15 @@ def test_split_file_that_does_not_match_the_data(subjects: Path, tmp_path: Path)
     splits = load_dataset(name)
     record = split_record(splits, source=name, root=subjects)
     record["parts"]["test"].append("happy/not_there.png")
+    write_split_file(tmp_path / "more.json", record)
+    with pytest.raises(DataError, match=r"parts name \d+ samples but the data holds \d+"):
+        load_dataset(name, split_file=tmp_path / "more.json")
+    replaced = record["parts"]["test"].pop(0)
     write_split_file(tmp_path / "bad.json", record)
     with pytest.raises(DataError, match=r"1 sample\(s\) of its test part are not in the data"):
         load_dataset(name, split_file=tmp_path / "bad.json")
+    record["parts"]["test"].insert(0, replaced)
+    record["parts"]["test"].pop()
     record["parts"]["test"][-1] = record["parts"]["train"][0]
     write_split_file(tmp_path / "twice.json", record)
     with pytest.raises(DataError, match="listed twice"):
@@ -115,7 +121,7 @@ def test_split_file_that_does_not_match_the_data(subjects: Path, tmp_path: Path)
     with pytest.raises(DataError, match=r"holds 1 sample\(s\) the split file does not name"):
         load_dataset(name, split_file=tmp_path / "less.json")
     (tmp_path / "junk.json").write_text('{"format": "other"}')
-    with pytest.raises(DataError, match="not a cnnkit split file"):
+    with pytest.raises(DataError, match=r"junk\.json: parts is missing"):
         read_split_file(tmp_path / "junk.json")
     with pytest.raises(ConfigError, match="no such split file"):
         read_split_file(tmp_path / "missing.json")

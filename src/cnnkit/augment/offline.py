@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -46,8 +47,9 @@ from cnnkit.data.dataset import Dataset
 from cnnkit.data.export import class_folder_names
 from cnnkit.data.folder import PREFIX as FOLDER_PREFIX
 from cnnkit.data.folder import FolderOptions, parse_folder_source, read_folder
-from cnnkit.data.images import load_image
+from cnnkit.data.images import FIT_MODES, load_image
 from cnnkit.errors import ConfigError, DataError
+from cnnkit.fields import MAX_CLASSES, FieldChecker
 
 log = logging.getLogger(__name__)
 
@@ -520,8 +522,11 @@ class Manifest:
 def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read and check a manifest (a file, or the output folder holding one).
 
+    Every field is checked before use: types, ranges, labels that name a class, output paths
+    that stay inside the folder, hashes, and step records this pipeline can replay.
+
     Raises:
-        DataError: missing, unreadable, or not a cnnkit augment manifest.
+        DataError: missing or unreadable, or a field is wrong (``<file>: <field> ...``).
     """
     file = Path(path).expanduser()
     if file.is_dir():
@@ -530,18 +535,122 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
         data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{file}: no such manifest; `cnnkit augment` writes {MANIFEST}") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise DataError(f"{file}: unreadable ({exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise DataError(f"{file}: not a {FORMAT} manifest")
+    check = FieldChecker(str(file), DataError, "the manifest was changed or damaged")
+    check.mapping(data, "the manifest")
+    check.keys(
+        data,
+        "",
+        required=("format", "seed", "pipeline", "source", "classes", "image_shape", "outputs"),
+        allowed=("created", "settings"),
+    )
+    if data["format"] != FORMAT:
+        check.fail("format", f"is {check.shown(data['format'])}, not {FORMAT!r}")
+    check.integer(data["seed"], "seed")
+    for key in ("created",):
+        if key in data:
+            check.text(data[key], key)
+    if "settings" in data:
+        check.mapping(data["settings"], "settings")
+    check.sequence(data["pipeline"], "pipeline")
+    for i, step in enumerate(data["pipeline"]):
+        check.text(step, f"pipeline[{i}]")
     try:
         pipeline = parse_augment(list(data["pipeline"]))
-        missing = [k for k in ("source", "image_shape", "outputs", "classes") if k not in data]
-        if missing:
-            raise KeyError(", ".join(missing))
-    except (KeyError, TypeError, ConfigError) as exc:
-        raise DataError(f"{file}: incomplete or damaged manifest ({exc})") from exc
+    except ConfigError as exc:
+        check.fail("pipeline", f"cannot be rebuilt ({exc})")
+    classes = data["classes"]
+    check.sequence(classes, "classes")
+    if not 1 <= len(classes) <= MAX_CLASSES:
+        check.fail("classes", f"names {len(classes)} classes; 1..{MAX_CLASSES} expected")
+    for i, name in enumerate(classes):
+        check.text(name, f"classes[{i}]")
+    check.shape(data["image_shape"], "image_shape")
+    check.choice(data["image_shape"][0], "image_shape[0] (channels)", (1, 3))
+    _check_source(check, data["source"], data["image_shape"])
+    _check_outputs(check, data, pipeline)
     return Manifest(path=file, pipeline=pipeline, data=data)
+
+
+def _check_source(check: FieldChecker, record: Any, shape: list[int]) -> None:
+    check.mapping(record, "source")
+    check.choice(record.get("kind"), "source.kind", ("folder", "dataset"))
+    if record["kind"] == "dataset":
+        check.keys(record, "source", required=("kind", "name", "split", "data_dir"))
+        for key in ("name", "split"):
+            check.text(record[key], f"source.{key}")
+        if record["data_dir"] is not None:
+            check.text(record["data_dir"], "source.data_dir")
+        return
+    check.keys(record, "source", required=("kind", "name", "root", "channels", "size", "fit"))
+    for key in ("name", "root"):
+        check.text(record[key], f"source.{key}")
+    check.choice(record["fit"], "source.fit", FIT_MODES)
+    if record["channels"] != shape[0] or isinstance(record["channels"], bool):
+        check.fail("source.channels", f"is {check.shown(record['channels'])}, not {shape[0]}")
+    if record["size"] != shape[1:]:
+        check.fail("source.size", f"is {check.shown(record['size'])}, not {shape[1:]}")
+
+
+def _check_outputs(check: FieldChecker, data: dict[str, Any], pipeline: Pipeline) -> None:
+    outputs, classes = data["outputs"], data["classes"]
+    folder = data["source"]["kind"] == "folder"
+    check.sequence(outputs, "outputs")
+    files: set[str] = set()
+    sources: dict[str, str] = {}
+    keys = ("file", "source", "label", "class", "round", "ops", "sha256", "source_sha256")
+    for i, entry in enumerate(outputs):
+        field = f"outputs[{i}]"
+        check.mapping(entry, field)
+        check.keys(entry, field, required=keys)
+        check.relative_path(entry["file"], f"{field}.file")
+        if not entry["file"].endswith(".png"):
+            check.fail(f"{field}.file", f"is {check.shown(entry['file'])}, not a .png file")
+        if entry["file"].lower() in files:
+            check.fail(f"{field}.file", f"{check.shown(entry['file'])} is listed twice")
+        files.add(entry["file"].lower())
+        if folder:
+            check.relative_path(entry["source"], f"{field}.source")
+        else:
+            check.text(entry["source"], f"{field}.source")
+        check.integer(entry["label"], f"{field}.label", low=0, high=len(classes) - 1)
+        if entry["class"] != classes[entry["label"]]:
+            check.fail(
+                f"{field}.class",
+                f"is {check.shown(entry['class'])} but label {entry['label']} is "
+                f"{check.shown(classes[entry['label']])}",
+            )
+        check.integer(entry["round"], f"{field}.round", low=0)
+        check.sequence(entry["ops"], f"{field}.ops")
+        for j, op in enumerate(entry["ops"]):
+            check.mapping(op, f"{field}.ops[{j}]")
+        for key in ("sha256", "source_sha256"):
+            value = entry[key]
+            check.text(value, f"{field}.{key}")
+            if not _SHA256.fullmatch(value):
+                check.fail(f"{field}.{key}", f"is {check.shown(value)}, not a SHA-256 hex digest")
+        if sources.setdefault(entry["source"], entry["source_sha256"]) != entry["source_sha256"]:
+            check.fail(f"{field}.source_sha256", "differs from another output of the same source")
+    shape = tuple(data["image_shape"])
+    replayable = (ConfigError, TypeError, ValueError, RuntimeError, OverflowError)
+    try:
+        params = pipeline.params_from_records([e["ops"] for e in outputs], shape)
+    except replayable:
+        for i, entry in enumerate(outputs):  # find the first record it cannot replay
+            try:
+                pipeline.params_from_records([entry["ops"]], shape)
+            except replayable as exc:
+                check.fail(f"outputs[{i}].ops", f"cannot be replayed ({str(exc)[:200]})")
+        check.fail("outputs", "cannot be replayed")
+    for step in params:
+        for key, value in step.items():
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                i = int((~torch.isfinite(value)).reshape(len(outputs), -1).any(1).nonzero()[0])
+                check.fail(f"outputs[{i}].ops", f"holds a {key} that is not a finite number")
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass

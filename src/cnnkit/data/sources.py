@@ -7,9 +7,10 @@ Named sources live in :data:`SOURCES`; ``folder:PATH`` (with optional ``?options
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from cnnkit.data.cifar import CIFAR_SOURCES, CifarFiles, CifarSource, load_cifar, locate_cifar
 from cnnkit.data.dataset import Dataset, Splits
@@ -234,11 +235,15 @@ def make_splits(
     test_size: int | float | None = None,
     seed: int = 0,
     group_by: str | None = None,
-    split_file: str | Path | None = None,
+    split_file: str | Path | Mapping[str, Any] | None = None,
 ) -> Splits:
-    """Turn a source's parts into train / validation / test (see :func:`load_dataset`)."""
+    """Turn a source's parts into train / validation / test (see :func:`load_dataset`);
+    ``split_file`` may also be a record already read by :func:`read_split_file`."""
     if split_file is not None:
-        return apply_split_file(read_split_file(split_file), data.parts, data.root)
+        record = split_file
+        if not isinstance(record, Mapping):
+            record = read_split_file(record, samples=sum(len(p) for p in data.parts.values()))
+        return apply_split_file(record, data.parts, data.root)
     source = get_source(name)
     train = data.parts["train"]
     val, test = data.parts.get("val"), data.parts.get("test")

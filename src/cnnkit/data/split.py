@@ -29,6 +29,7 @@ import numpy as np
 from cnnkit.atomic import write_json
 from cnnkit.data.dataset import Dataset, Splits
 from cnnkit.errors import ConfigError, DataError
+from cnnkit.fields import FieldChecker
 
 log = logging.getLogger(__name__)
 
@@ -214,28 +215,23 @@ def _compress(keys: Sequence[str]) -> list[str | list[Any]]:
             for item in out]  # fmt: skip
 
 
-def _expand(items: Any) -> list[str]:
-    if not isinstance(items, list):
-        raise ValueError("a part must be a list")
-    keys: list[str] = []
-    for item in items:
-        if isinstance(item, str):
-            keys.append(item)
-        elif (
-            isinstance(item, list)
-            and len(item) == 3
-            and isinstance(item[0], str)
-            and all(type(v) is int for v in item[1:])
-            and 0 <= item[1] < item[2]
-        ):
-            keys.extend(f"{item[0]}{i}" for i in range(item[1], item[2]))
-        else:
-            raise ValueError(f"bad entry {item!r}")
-    return keys
+MAX_SAMPLES = 100_000_000  # the most sample ids a split file may name
+PARTS = ("train", "val", "test")
 
 
-def read_split_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a split file; ``path`` may be the file or a run directory holding ``split.json``."""
+def read_split_file(path: str | os.PathLike[str], *, samples: int | None = None) -> dict[str, Any]:
+    """Read and check a split file; ``path`` may be the file or a run directory holding
+    ``split.json``.
+
+    Args:
+        path: the file or its run directory.
+        samples: how many samples the data holds, if known: the file may name that many
+            at most (checked before its ids are expanded).
+
+    Raises:
+        ConfigError: no such file. DataError: unreadable, or a field is wrong
+            (``<file>: <field> ...``).
+    """
     import json
 
     file = Path(path)
@@ -247,18 +243,63 @@ def read_split_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(
             f"{file}: no such split file; pass a split.json or a run directory that has one"
         ) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise DataError(f"{file}: unreadable split file ({exc})") from exc
-    try:
-        if record["format"] != SPLIT_FORMAT or "train" not in record["parts"]:
-            raise ValueError("not this format")
-        record["parts"] = {name: _expand(items) for name, items in record["parts"].items()}
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+    check = FieldChecker(str(file), DataError, "the split file was changed or damaged")
+    check.mapping(record, "the split file")
+    check.keys(record, "", required=("format", "parts"), allowed=("source", "settings"))
+    if record["format"] != SPLIT_FORMAT:
+        check.fail("format", f"is {check.shown(record['format'])}, not {SPLIT_FORMAT!r}")
+    if "source" in record:
+        check.text(record["source"], "source")
+    if "settings" in record:
+        check.mapping(record["settings"], "settings")
+    parts = record["parts"]
+    check.mapping(parts, "parts")
+    check.keys(parts, "parts", required=("train",), allowed=PARTS)
+    counts = {name: _count(check, items, f"parts.{name}") for name, items in parts.items()}
+    total = sum(counts.values())
+    if counts["train"] == 0:
+        check.fail("parts.train", "is empty")
+    if total > MAX_SAMPLES:
+        check.fail("parts", f"names {total:,} samples, more than {MAX_SAMPLES:,}")
+    if samples is not None and total > samples:  # before the ids are expanded
         raise DataError(
-            f"{file}: not a cnnkit split file ({SPLIT_FORMAT} with train/val/test ids: {exc})"
-        ) from exc
+            f"{file}: parts name {total:,} samples but the data holds {samples:,}; the data "
+            "changed since the split was made — point --data-dir at the original data, or make "
+            "a new split"
+        )
+    record["parts"] = {name: _expand(items) for name, items in parts.items()}
     record["path"] = str(file)
     return record
+
+
+def _count(check: FieldChecker, items: Any, field: str) -> int:
+    """How many ids a stored part names (runs are ``[prefix, first, stop]``)."""
+    check.sequence(items, field)
+    count = 0
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            count += 1
+            continue
+        where = f"{field}[{i}]"
+        if not isinstance(item, list) or len(item) != 3:
+            check.fail(where, f"must be an id or [prefix, first, stop], not {check.shown(item)}")
+        check.text(item[0], f"{where}[0] (prefix)")
+        check.integer(item[1], f"{where}[1] (first)", low=0, high=10**18)
+        check.integer(item[2], f"{where}[2] (stop)", low=item[1] + 1, high=10**18)
+        count += item[2] - item[1]
+    return count
+
+
+def _expand(items: list[str | list[Any]]) -> list[str]:
+    keys: list[str] = []
+    for item in items:
+        if isinstance(item, str):
+            keys.append(item)
+        else:
+            keys.extend(f"{item[0]}{i}" for i in range(item[1], item[2]))
+    return keys
 
 
 def apply_split_file(
