@@ -262,7 +262,7 @@ def read_split_file(path: str | os.PathLike[str], *, samples: int | None = None)
     if counts["train"] == 0:
         check.fail("parts.train", "is empty")
     if total > MAX_SAMPLES:
-        check.fail("parts", f"names {total:,} samples, more than {MAX_SAMPLES:,}")
+        check.fail("parts", f"name {total:,} samples, more than {MAX_SAMPLES:,}")
     if samples is not None and total > samples:  # before the ids are expanded
         raise DataError(
             f"{file}: parts name {total:,} samples but the data holds {samples:,}; the data "
