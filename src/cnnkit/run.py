@@ -169,10 +169,10 @@ class Run:
 
         Raises:
             RunError: the split does not exist, or the data found differs from the run's.
-            DataError: the run's split file is damaged.
+            SplitFileError: the run's split file is damaged.
         """
         from cnnkit.data.sources import make_splits, read_source
-        from cnnkit.data.split import read_split_file
+        from cnnkit.data.split import SplitFileError
 
         data = self._section("data")
         config = self.card.get("config", {})
@@ -180,10 +180,6 @@ class Run:
             data["source"], data_dir if data_dir is not None else data.get("data_dir")
         )
         split_file = data.get("split_file")  # the exact parts, when the run recorded them
-        record = None
-        if split_file:  # a damaged split.json is its own error, not "the data changed"
-            samples = sum(len(part) for part in found.parts.values())
-            record = read_split_file(self.path / split_file, samples=samples)
         try:
             splits = make_splits(
                 data["source"],
@@ -192,8 +188,10 @@ class Run:
                 test_size=config.get("test_size"),
                 seed=int(data.get("split_seed", 0)),
                 group_by=config.get("group_by"),
-                split_file=record,
+                split_file=self.path / split_file if split_file else None,
             )
+        except SplitFileError:  # damaged, not "the data changed"
+            raise
         except DataError as exc:  # the samples named by the run's split.json are not all there
             raise RunError(
                 f"the data found now differs from the data the run was trained with ({exc})"

@@ -232,3 +232,15 @@ def test_the_untampered_manifest_regenerates(augmented, tmp_path, monkeypatch, c
     )
     assert code == 0, err
     assert "8 outputs regenerated" in out and "8 identical" in out
+
+
+@pytest.mark.parametrize(("tamper", "message"), [SPLITS[i] for i in (2, 6)])
+def test_resume_with_a_tampered_split_file(run_copy, monkeypatch, capsys, tamper, message):
+    record = json.loads((run_copy / "split.json").read_text())
+    (run_copy / "split.json").write_text(json.dumps(tamper(record)))
+    before = snapshot(run_copy)
+    code, _, err = cli(monkeypatch, capsys, "train", "--resume", str(run_copy), "--epochs", "2")
+    text = " ".join(err.split())
+    _one_clear_error(code, "", text, "split.json", message)
+    assert "differs from the data" not in text
+    assert snapshot(run_copy) == before  # the card is put back as it was

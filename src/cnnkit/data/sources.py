@@ -7,10 +7,9 @@ Named sources live in :data:`SOURCES`; ``folder:PATH`` (with optional ``?options
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from cnnkit.data.cifar import CIFAR_SOURCES, CifarFiles, CifarSource, load_cifar, locate_cifar
 from cnnkit.data.dataset import Dataset, Splits
@@ -235,15 +234,12 @@ def make_splits(
     test_size: int | float | None = None,
     seed: int = 0,
     group_by: str | None = None,
-    split_file: str | Path | Mapping[str, Any] | None = None,
+    split_file: str | Path | None = None,
 ) -> Splits:
-    """Turn a source's parts into train / validation / test (see :func:`load_dataset`);
-    ``split_file`` may also be a record already read by :func:`read_split_file`."""
+    """Turn a source's parts into train / validation / test (see :func:`load_dataset`)."""
     if split_file is not None:
-        record = split_file
-        if not isinstance(record, Mapping):
-            record = read_split_file(record, samples=sum(len(p) for p in data.parts.values()))
-        return apply_split_file(record, data.parts, data.root)
+        samples = sum(len(part) for part in data.parts.values())
+        return apply_split_file(read_split_file(split_file, samples=samples), data.parts, data.root)
     source = get_source(name)
     train = data.parts["train"]
     val, test = data.parts.get("val"), data.parts.get("test")

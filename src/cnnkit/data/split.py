@@ -215,6 +215,10 @@ def _compress(keys: Sequence[str]) -> list[str | list[Any]]:
             for item in out]  # fmt: skip
 
 
+class SplitFileError(DataError):
+    """A split file is unreadable or a field of it is wrong (changed or damaged)."""
+
+
 MAX_SAMPLES = 100_000_000  # the most sample ids a split file may name
 PARTS = ("train", "val", "test")
 
@@ -229,8 +233,8 @@ def read_split_file(path: str | os.PathLike[str], *, samples: int | None = None)
             at most (checked before its ids are expanded).
 
     Raises:
-        ConfigError: no such file. DataError: unreadable, or a field is wrong
-            (``<file>: <field> ...``).
+        ConfigError: no such file. SplitFileError: unreadable, or a field is wrong
+            (``<file>: <field> ...``). DataError: more samples than ``samples``.
     """
     import json
 
@@ -244,8 +248,8 @@ def read_split_file(path: str | os.PathLike[str], *, samples: int | None = None)
             f"{file}: no such split file; pass a split.json or a run directory that has one"
         ) from None
     except (OSError, ValueError, RecursionError) as exc:
-        raise DataError(f"{file}: unreadable split file ({exc})") from exc
-    check = FieldChecker(str(file), DataError, "the split file was changed or damaged")
+        raise SplitFileError(f"{file}: unreadable split file ({exc})") from exc
+    check = FieldChecker(str(file), SplitFileError, "the split file was changed or damaged")
     check.mapping(record, "the split file")
     check.keys(record, "", required=("format", "parts"), allowed=("source", "settings"))
     if record["format"] != SPLIT_FORMAT:

@@ -25,7 +25,13 @@ from cnnkit.augment.spec import parse_augment
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import canonical_source, data_root, get_source, load_dataset
-from cnnkit.data.split import SPLIT_FILE, group_ids, split_record, write_split_file
+from cnnkit.data.split import (
+    SPLIT_FILE,
+    SplitFileError,
+    group_ids,
+    split_record,
+    write_split_file,
+)
 from cnnkit.devices import resolve_device
 from cnnkit.errors import (
     CnnkitError,
@@ -485,7 +491,7 @@ def _load_splits(config: TrainConfig, run: Run | None) -> Splits:
             else config.split_file,
         )
     except DataError as exc:
-        if run is None:
+        if run is None or isinstance(exc, SplitFileError):  # damaged is not "the data changed"
             raise
         raise RunError(
             f"the data found now differs from the data {run.path} was trained with ({exc})"
