@@ -587,7 +587,11 @@ def _check_source(check: FieldChecker, record: Any, shape: list[int]) -> None:
     for key in ("name", "root"):
         check.text(record[key], f"source.{key}")
     check.choice(record["fit"], "source.fit", FIT_MODES)
-    if record["channels"] != shape[0] or isinstance(record["channels"], bool):
+    check.integer(record["channels"], "source.channels")
+    check.sequence(record["size"], "source.size")
+    for i, side in enumerate(record["size"]):
+        check.integer(side, f"source.size[{i}]")
+    if record["channels"] != shape[0]:
         check.fail("source.channels", f"is {check.shown(record['channels'])}, not {shape[0]}")
     if record["size"] != shape[1:]:
         check.fail("source.size", f"is {check.shown(record['size'])}, not {shape[1:]}")
@@ -723,7 +727,7 @@ def source_images(
 
 
 def regenerate(
-    manifest_path: str | os.PathLike[str],
+    manifest_path: str | os.PathLike[str] | Manifest,
     *,
     out: str | os.PathLike[str] | None = None,
     files: Sequence[str] | None = None,
@@ -733,7 +737,8 @@ def regenerate(
     """Rebuild outputs of a manifest from their sources and recorded parameters.
 
     Args:
-        manifest_path: ``augment-manifest.json`` (or the folder holding it).
+        manifest_path: ``augment-manifest.json`` (or the folder holding it), or a manifest
+            already read by :func:`read_manifest`.
         out: write the rebuilt PNGs into this folder, at their recorded paths (None: only
             compare them with the record).
         files: only these outputs (paths as in the manifest); default all.
@@ -743,7 +748,9 @@ def regenerate(
     Raises:
         ConfigError: a file not in the manifest. DataError: a source missing or changed.
     """
-    manifest = read_manifest(manifest_path)
+    manifest = (
+        manifest_path if isinstance(manifest_path, Manifest) else read_manifest(manifest_path)
+    )
     outputs = manifest.outputs
     if files is not None:
         wanted = {Path(f).as_posix() for f in files}

@@ -177,12 +177,13 @@ def _preview(
 def _regenerate(
     manifest: Path, target: Path | None, files: list[str], source_dir: Path | None
 ) -> None:
-    from cnnkit.augment.offline import regenerate
+    from cnnkit.augment.offline import read_manifest, regenerate
     from cnnkit.errors import DataError
 
+    checked = read_manifest(manifest)  # a damaged manifest is refused before the bar shows
     with _progress("regenerating") as update:
         result = regenerate(
-            manifest, out=target, files=files or None, source_dir=source_dir, progress=update
+            checked, out=target, files=files or None, source_dir=source_dir, progress=update
         )
     where = f", written to [bold]{result.written}[/]" if result.written else ""
     out.print(
