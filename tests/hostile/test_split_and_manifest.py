@@ -112,7 +112,8 @@ JSON = st.recursive(
     | st.sampled_from([0, -1, 1, 2**32 - 1, 2**63, 10**30, 0.5, math.inf])
     | st.text(max_size=5),
     lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        st.lists(inner, min_size=1, max_size=3)
+        | st.dictionaries(st.text(max_size=5), inner, min_size=1, max_size=3)
     ),
     max_leaves=8,
 )
