@@ -77,7 +77,10 @@ def train_command(
         None, "--batch-size", "-b", min=1, help="Samples per step [default: 100]."
     ),
     optimizer: str | None = typer.Option(
-        None, "--optimizer", metavar="NAME", help="sgd, adam, adamw or rmsprop [default: adam]."
+        None,
+        "--optimizer",
+        metavar="NAME",
+        help="sgd, adam, adamw, rmsprop or adagrad [default: adam].",
     ),
     lr: float | None = typer.Option(None, "--lr", help="Learning rate [default: 0.001]."),
     momentum: float | None = typer.Option(
