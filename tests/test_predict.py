@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnkit.data.export import MANIFEST, export_pngs
+from cnnkit.data.png_folder import MANIFEST, export_pngs
 from cnnkit.data.folder import folder_source_name, parse_folder_source
 from cnnkit.errors import ConfigError, DataError, RunError
 from cnnkit.evaluate.evaluation import evaluate_split

@@ -370,7 +370,7 @@ def export_command(
     ),
 ) -> None:
     """Write images as PNG files into one sub-folder per class (grey stays grey)."""
-    from cnnkit.data.export import export_pngs
+    from cnnkit.data.png_folder import export_pngs
     from cnnkit.errors import ConfigError
 
     splits, _ = _load(name, data_dir, val_size, test_size, seed, group_by, split_file)
@@ -397,7 +397,7 @@ def import_command(
     import numpy as np
 
     from cnnkit.atomic import atomic_open
-    from cnnkit.data.export import import_pngs
+    from cnnkit.data.png_folder import import_pngs
 
     dataset = import_pngs(folder)
     out.print(

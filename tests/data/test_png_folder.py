@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from cnnkit.data.dataset import Dataset
-from cnnkit.data.export import MANIFEST, class_folder_names, export_pngs, import_pngs
+from cnnkit.data.png_folder import MANIFEST, class_folder_names, export_pngs, import_pngs
 from cnnkit.errors import ConfigError, DataError
 
 FASHION = ("T-shirt/top", "Trouser", "Pullover")
