@@ -38,7 +38,7 @@ from cnnkit.data.sources import fit_rule
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, DataError, RunError
 from cnnkit.evaluate.gradcam import GradCam, grad_cam
-from cnnkit.evaluate.layers import conv_layers
+from cnnkit.evaluate.probes import conv_layers
 from cnnkit.inference import EVAL_BATCH, predict_logits
 from cnnkit.run import Run
 

@@ -20,7 +20,7 @@ from cnnkit.evaluate.filters import (
     recorded_filters,
 )
 from cnnkit.evaluate.gradcam import grad_cam
-from cnnkit.evaluate.layers import conv_layers, find_layer
+from cnnkit.evaluate.probes import conv_layers, find_layer
 from cnnkit.models.registry import build_model, list_models
 from cnnkit.train.loop import fit
 

@@ -1,4 +1,7 @@
-"""Finding a model's convolution layers and catching what flows through them.
+"""Probes: finding a model's convolution layers and catching what flows through them.
+
+(Named apart from :mod:`cnnkit.layers`, which builds layers; this module only looks into
+models that exist.)
 
 Works on any ``nn.Module`` — registry models, models built from layer specs, user models —
 by looking for ``nn.Conv1d``/``nn.Conv2d``/``nn.Conv3d`` modules and attaching forward hooks;
