@@ -19,8 +19,8 @@ from cnnkit.data.dataset import Dataset, Splits
 from cnnkit.data.pictures import plot_class_examples
 from cnnkit.evaluate.plots import plot_confusion_matrix
 from cnnkit.figure import InlineFigure
+from cnnkit.layers.summary import summary
 from cnnkit.models.registry import build_model
-from cnnkit.models.summary import summary
 from cnnkit.notebook import html_table
 
 

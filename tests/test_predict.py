@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from cnnkit.data.png_folder import MANIFEST, export_pngs
 from cnnkit.data.folder import folder_source_name, parse_folder_source
+from cnnkit.data.png_folder import MANIFEST, export_pngs
 from cnnkit.errors import ConfigError, DataError, RunError
 from cnnkit.evaluate.evaluation import evaluate_split
 from cnnkit.predict import InputSpec, Predictor, image_files, save_predictions

@@ -22,7 +22,7 @@ _PUBLIC = {
     "build_model": "cnnkit.models.registry",
     "list_models": "cnnkit.models.registry",
     "register_model": "cnnkit.models.registry",
-    "summary": "cnnkit.models.summary",
+    "summary": "cnnkit.layers.summary",
     "fit": "cnnkit.train.loop",
     "Callback": "cnnkit.train.callbacks",
     "Run": "cnnkit.run",

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cnnkit.errors import ModelError
-from cnnkit.models.classifier import Classifier
+from cnnkit.layers.classifier import Classifier
 from cnnkit.models.registry import build_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # see tests/conftest.py

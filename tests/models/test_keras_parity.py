@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from cnnkit.layers.summary import summary
 from cnnkit.models.registry import build_model, get_model_entry, list_models
-from cnnkit.models.summary import summary
 
 pytestmark = [
     pytest.mark.usefixtures("single_thread"),

@@ -11,10 +11,10 @@ import yaml
 
 from cnnkit.errors import ModelError
 from cnnkit.layers import Model
-from cnnkit.models.classifier import Classifier
+from cnnkit.layers.classifier import Classifier
+from cnnkit.layers.spec import model_from_spec
+from cnnkit.layers.summary import summary
 from cnnkit.models.registry import build_model, get_model_entry, list_models
-from cnnkit.models.spec import model_from_spec
-from cnnkit.models.summary import summary
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

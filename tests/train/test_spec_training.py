@@ -20,7 +20,7 @@ from cnnkit.layers import (
     Model,
     Sequential,
 )
-from cnnkit.models.spec import save_spec
+from cnnkit.layers.spec import save_spec
 from cnnkit.run import Run
 from cnnkit.train.job import TrainConfig, run_training
 
@@ -122,7 +122,7 @@ def test_an_unbuilt_sequential_is_built_for_the_data(tiny_mnist_dir, tmp_path):
 
 
 def test_save_spec_writes_what_load_reads(tmp_path):
-    from cnnkit.models.spec import load_spec
+    from cnnkit.layers.spec import load_spec
 
     model = functional_net()
     for suffix in ("yaml", "json"):

@@ -44,10 +44,10 @@ import torch
 from cnnkit.augment.pipeline import Pipeline
 from cnnkit.augment.spec import parse_augment
 from cnnkit.data.dataset import Dataset
-from cnnkit.data.png_folder import class_folder_names
 from cnnkit.data.folder import PREFIX as FOLDER_PREFIX
 from cnnkit.data.folder import FolderOptions, parse_folder_source, read_folder
 from cnnkit.data.images import FIT_MODES, load_image
+from cnnkit.data.png_folder import class_folder_names
 from cnnkit.errors import ConfigError, DataError
 from cnnkit.fields import MAX_CLASSES, FieldChecker
 

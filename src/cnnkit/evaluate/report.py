@@ -290,7 +290,7 @@ def _model_section(
     card: Mapping[str, Any], model: nn.Module, input_shape: Sequence[int]
 ) -> tuple[str, str]:
     """The model's facts (for the run card's column) and its layer-by-layer summary."""
-    from cnnkit.models.summary import summary
+    from cnnkit.layers.summary import summary
 
     record = card.get("model", {})
     try:

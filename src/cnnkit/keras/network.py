@@ -566,7 +566,7 @@ class KerasModel(base.Model):
         (print_fn or print)(text)
 
     def _details(self) -> str:
-        from cnnkit.models.summary import summary
+        from cnnkit.layers.summary import summary
 
         layout = "nhwc" if self.data_format == "channels_last" else "nchw"
         return str(summary(_Logits(self), self._input_shape, layout=layout))

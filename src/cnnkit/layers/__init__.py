@@ -20,8 +20,8 @@ Two ways to write a model, as in Keras::
 Shapes are worked out layer by layer at build time; a shape a layer cannot take fails at once
 with a :class:`~cnnkit.errors.ModelError` naming the layer, the shape it expects and the shape
 it got. Weights start as Keras's do (Glorot-uniform kernels, zero biases);
-:func:`cnnkit.models.init.initialize` switches to the textbook's normal(0.1) or torch's own.
-The same models load from YAML/JSON specs (:mod:`cnnkit.models.spec`).
+:func:`cnnkit.layers.init.initialize` switches to the textbook's normal(0.1) or torch's own.
+The same models load from YAML/JSON specs (:mod:`cnnkit.layers.spec`).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from torch import nn
 
 from cnnkit.errors import ConfigError, ModelError
 from cnnkit.layers.base import Layer, Shape, format_shape, make_activation
-from cnnkit.models.init import initialize_module
+from cnnkit.layers.init import initialize_module
 from cnnkit.ops import output_size, same_padding
 
 PaddingMode = Literal["valid", "same"]

@@ -11,7 +11,7 @@ from torch import nn
 
 from cnnkit.errors import ModelError
 from cnnkit.layers.base import Layer, Shape, format_shape, make_activation
-from cnnkit.models.init import initialize_module
+from cnnkit.layers.init import initialize_module
 
 
 class Dense(Layer):

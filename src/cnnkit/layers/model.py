@@ -1,6 +1,6 @@
 """Models made of layers: the functional :class:`Model` and the :class:`Sequential` stack.
 
-Both are :class:`~cnnkit.models.classifier.Classifier` modules: when the output layer is a
+Both are :class:`~cnnkit.layers.classifier.Classifier` modules: when the output layer is a
 ``Dense`` layer without activation, its weights are the ``head`` (the logits) and everything
 before it is ``features``, so any model built from layers swaps its classifier the same way
 as the zoo (``reset_classifier``).
@@ -20,9 +20,9 @@ from torch import nn
 
 from cnnkit.errors import ModelError
 from cnnkit.layers.base import Input, InputLayer, Layer, Shape, SymbolicTensor, snake_case
+from cnnkit.layers.classifier import Classifier
 from cnnkit.layers.core import Dense
-from cnnkit.models.classifier import Classifier
-from cnnkit.models.init import initialize_module
+from cnnkit.layers.init import initialize_module
 
 Node = tuple[Layer, tuple[str, ...]]
 
@@ -165,8 +165,8 @@ class Model(Classifier):
 
     def summary(self, *, layout: str = "nchw") -> Any:
         """Per-layer output shapes, parameters and more: a
-        :class:`~cnnkit.models.summary.ModelSummary` (``print`` it for the table)."""
-        from cnnkit.models.summary import summary
+        :class:`~cnnkit.layers.summary.ModelSummary` (``print`` it for the table)."""
+        from cnnkit.layers.summary import summary
 
         if self._input_shape is None:
             raise ModelError(f"{self._label()} is not built; summary needs its input shape")
@@ -174,7 +174,7 @@ class Model(Classifier):
 
     def get_config(self) -> dict[str, Any]:
         """The model's spec (the format YAML and JSON files use): name and layers."""
-        from cnnkit.models.spec import model_to_spec
+        from cnnkit.layers.spec import model_to_spec
 
         return model_to_spec(self)
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from cnnkit.data.images import DEFAULT_FIT, FIT_MODES
 from cnnkit.errors import ModelError
-from cnnkit.models.classifier import Classifier
+from cnnkit.layers.classifier import Classifier
 from cnnkit.models.registry import build_model, register_model
 
 # ITU-R BT.601 luma weights, used to turn RGB into grey

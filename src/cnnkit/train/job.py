@@ -43,8 +43,8 @@ from cnnkit.errors import (
     did_you_mean,
 )
 from cnnkit.inference import loss_and_accuracy
+from cnnkit.layers.spec import describe_model, is_spec_path, resolve_model
 from cnnkit.models.registry import get_model_entry
-from cnnkit.models.spec import describe_model, is_spec_path, resolve_model
 from cnnkit.run import Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import (
     Callback,

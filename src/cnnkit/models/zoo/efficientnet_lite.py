@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnkit.errors import ModelError
-from cnnkit.models.classifier import Classifier
+from cnnkit.layers.classifier import Classifier
 from cnnkit.models.registry import register_model
 
 BN_EPS = 1e-3  # TensorFlow's BatchNormalization epsilon

@@ -34,7 +34,7 @@ from cnnkit.layers import (
     Model,
     SymbolicTensor,
 )
-from cnnkit.models.init import initialize
+from cnnkit.layers.init import initialize
 from cnnkit.models.registry import register_model
 
 Shape = tuple[int, int, int]

@@ -8,7 +8,7 @@ The CIFAR-10 variant adds Dropout after each pooling layer and after the 1024 de
 from __future__ import annotations
 
 from cnnkit.layers import Conv2D, Dense, Dropout, Flatten, Input, Layer, MaxPooling2D, Sequential
-from cnnkit.models.init import initialize
+from cnnkit.layers.init import initialize
 from cnnkit.models.registry import register_model
 
 

@@ -141,7 +141,7 @@ def model_from_spec(
         ModelError: an unknown layer or argument, a shape a layer cannot take, or a spec that
             disagrees with the data (each message names the layer and the shapes).
     """
-    from cnnkit.models.init import initialize
+    from cnnkit.layers.init import initialize
 
     _check_keys(spec, source)
     entries = spec.get("layers")
@@ -426,7 +426,7 @@ def resolve_model(
 def _use_python_model(
     model: Model, input_shape: Sequence[int] | None, options: Mapping[str, Any]
 ) -> Model:
-    from cnnkit.models.init import initialize
+    from cnnkit.layers.init import initialize
 
     if input_shape is not None:
         if model.input_shape is None and isinstance(model, Sequential):

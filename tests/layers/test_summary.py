@@ -8,8 +8,8 @@ import pytest
 from torch import nn
 
 from cnnkit.errors import ModelError
+from cnnkit.layers.summary import summary
 from cnnkit.models.registry import build_model
-from cnnkit.models.summary import summary
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

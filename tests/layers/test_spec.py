@@ -7,7 +7,7 @@ import torch
 
 from cnnkit.errors import ModelError
 from cnnkit.layers import Model, Sequential
-from cnnkit.models.spec import load_spec, model_from_spec, resolve_model
+from cnnkit.layers.spec import load_spec, model_from_spec, resolve_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
