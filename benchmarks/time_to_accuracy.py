@@ -19,7 +19,7 @@ from common import describe_machine, load_average, markdown_table, median, write
 
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import load_dataset
-from cnnkit.inference import loss_and_accuracy
+from cnnkit.models.forward import loss_and_accuracy
 from cnnkit.train.callbacks import Callback, Logs
 from cnnkit.train.job import TrainConfig, run_training
 from cnnkit.train.recipes import get_recipe

@@ -19,7 +19,7 @@ from cnnkit.export import (
     load_pt2_metadata,
     onnx_metadata,
 )
-from cnnkit.inference import predict_logits
+from cnnkit.models.forward import predict_logits
 
 # The tolerance these tests hold the exports to: float32 engines differ in summation order
 # only, so LeNet's logits (magnitude ~10) agree to ~1e-5; cnnkit's default accepts 1e-3.

@@ -38,7 +38,7 @@ from cnnkit.atomic import atomic_folder
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, ModelError, RunError
 from cnnkit.evaluate.evaluation import default_split
-from cnnkit.inference import EVAL_BATCH, predict_logits
+from cnnkit.models.forward import EVAL_BATCH, predict_logits
 from cnnkit.predict import InputSpec
 from cnnkit.run import Run
 

@@ -7,7 +7,7 @@ One module serves ``cnnkit predict``, the Python API (:class:`Predictor`) and th
    exactly the run's input: its channels (grey or RGB), its size, and the fit rule its
    training images were read with (``pad`` unless a folder source said otherwise);
 2. the uint8 pixels are normalised by the run's :class:`~cnnkit.data.preprocess.Preprocessing`
-   and run through the model by :func:`cnnkit.inference.predict_logits`, in batches;
+   and run through the model by :func:`cnnkit.models.forward.predict_logits`, in batches;
 3. softmax probabilities give the top-k classes, by name.
 
 Folders are read as training reads a class folder (:func:`cnnkit.data.folder.list_files`):
@@ -39,7 +39,7 @@ from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, DataError, RunError
 from cnnkit.evaluate.gradcam import GradCam, grad_cam
 from cnnkit.evaluate.probes import conv_layers
-from cnnkit.inference import EVAL_BATCH, predict_logits
+from cnnkit.models.forward import EVAL_BATCH, predict_logits
 from cnnkit.run import Run
 
 log = logging.getLogger(__name__)

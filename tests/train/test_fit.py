@@ -11,7 +11,7 @@ from cnnkit.data.mnist import MNIST
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, RunError
 from cnnkit.evaluate.evaluation import evaluate_run
-from cnnkit.inference import loss_and_accuracy
+from cnnkit.models.forward import loss_and_accuracy
 from cnnkit.models.registry import build_model
 from cnnkit.run import Run
 from cnnkit.train.callbacks import Callback

@@ -1,6 +1,6 @@
 """The textbook metrics, computed once from a model's predictions and kept JSON-ready.
 
-Predictions are made in the dataset's fixed order (:func:`cnnkit.inference.predict_logits`)
+Predictions are made in the dataset's fixed order (:func:`cnnkit.models.forward.predict_logits`)
 and keep each sample's id (file path or ``"<source>/<index>"``), so every number here can be
 traced back to the images behind it.
 """
@@ -23,7 +23,7 @@ from cnnkit.atomic import atomic_open
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import DataError
-from cnnkit.inference import EVAL_BATCH, predict_logits, score_logits
+from cnnkit.models.forward import EVAL_BATCH, predict_logits, score_logits
 
 TOP_K = 5  # the top-k accuracy reported besides top-1 (ImageNet's custom)
 CONFUSED_PAIRS = 10  # most-confused (true, predicted) pairs kept

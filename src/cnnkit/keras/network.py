@@ -33,7 +33,6 @@ from torch import nn
 from cnnkit import layers as base
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, DataError, ModelError
-from cnnkit.inference import EVAL_BATCH, predict_logits
 from cnnkit.keras import backend, mixed_precision
 from cnnkit.keras import callbacks as keras_callbacks
 from cnnkit.keras import losses as keras_losses
@@ -43,6 +42,7 @@ from cnnkit.keras.layers import InputLayer
 from cnnkit.keras.progress import KerasProgress, report
 from cnnkit.keras.unsupported import unsupported
 from cnnkit.layers.base import SymbolicTensor, make_activation
+from cnnkit.models.forward import EVAL_BATCH, predict_logits
 from cnnkit.train import callbacks as engine_callbacks
 from cnnkit.train.batches import TensorBatches
 from cnnkit.train.callbacks import Logs, TrainState

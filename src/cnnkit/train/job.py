@@ -42,8 +42,8 @@ from cnnkit.errors import (
     TrainingInterrupted,
     did_you_mean,
 )
-from cnnkit.inference import loss_and_accuracy
 from cnnkit.layers.spec import describe_model, is_spec_path, resolve_model
+from cnnkit.models.forward import loss_and_accuracy
 from cnnkit.models.registry import get_model_entry
 from cnnkit.run import Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import (

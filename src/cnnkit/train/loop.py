@@ -25,7 +25,7 @@ from cnnkit.augment.pipeline import Pipeline
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, RunError, TrainingInterrupted
-from cnnkit.inference import predict_logits
+from cnnkit.models.forward import predict_logits
 from cnnkit.train.batches import (
     BatchSource,
     LabelledTensors,

@@ -1,4 +1,8 @@
-"""Running a model over uint8 images: large batches, no gradients, fixed order."""
+"""Forward passes of a model over uint8 images: large batches, no gradients, fixed order.
+
+The building block of scoring during training, evaluation, prediction and export parity;
+:mod:`cnnkit.predict` is the front end that loads a saved run and answers for single images.
+"""
 
 from __future__ import annotations
 
