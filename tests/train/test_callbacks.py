@@ -47,8 +47,8 @@ def feed(callback: Callback, values: list[float], key: str = "val_loss") -> Trai
 
 def test_early_stopping_waits_patience_epochs_then_stops() -> None:
     state = feed(EarlyStopping(patience=2), [1.0, 0.8, 0.9, 0.85, 0.7])
-    assert state.summary["stopped_epoch"] == 4  # epochs 3 and 4 did not beat 0.8
-    assert state.summary["best_epoch"] == 2 and state.summary["monitor"] == "val_loss"
+    assert state.training["stopped_epoch"] == 4  # epochs 3 and 4 did not beat 0.8
+    assert state.training["best_epoch"] == 2 and state.training["monitor"] == "val_loss"
 
 
 def test_early_stopping_on_accuracy_maximises_and_respects_min_delta() -> None:
@@ -57,13 +57,13 @@ def test_early_stopping_on_accuracy_maximises_and_respects_min_delta() -> None:
         [0.90, 0.905, 0.95, 0.951],
         key="val_accuracy",
     )
-    assert state.summary["stopped_epoch"] == 2  # +0.005 is below min_delta
+    assert state.training["stopped_epoch"] == 2  # +0.005 is below min_delta
     state = feed(
         EarlyStopping("val_accuracy", patience=2, min_delta=0.01),
         [0.9, 0.95, 0.96],
         key="val_accuracy",
     )
-    assert state.summary["best_epoch"] == 2 and "stopped_epoch" not in state.summary
+    assert state.training["best_epoch"] == 2 and "stopped_epoch" not in state.training
 
 
 def test_early_stopping_restores_the_best_weights() -> None:
@@ -77,7 +77,7 @@ def test_early_stopping_restores_the_best_weights() -> None:
         stopper.on_epoch_end(epoch, {"val_loss": value})
     stopper.on_train_end()
     assert torch.all(model.weight == 2.0)
-    assert stopper.state.summary["restored_best_weights"] is True
+    assert stopper.state.training["restored_best_weights"] is True
 
 
 def test_reduce_lr_on_plateau_follows_keras_rules() -> None:
@@ -85,13 +85,13 @@ def test_reduce_lr_on_plateau_follows_keras_rules() -> None:
     state = feed(plateau, [1.0] * 12)
     # 0.1 -> 0.05 after 2 flat epochs (epoch 3); 2 epochs of cooldown, 2 of patience, then
     # 0.025 would go below min_lr: clamped to 0.03 (epoch 6), and never lowered again
-    assert state.summary["lr_reductions"] == [3, 6]
+    assert state.training["lr_reductions"] == [3, 6]
     assert state.lr_scale == pytest.approx(0.3)
 
 
 def test_reduce_lr_min_delta_counts_tiny_gains_as_no_improvement() -> None:
     state = feed(ReduceLROnPlateau(factor=0.1, patience=1, min_delta=0.01), [1.0, 0.995])
-    assert state.summary["lr_reductions"] == [2]
+    assert state.training["lr_reductions"] == [2]
 
 
 @pytest.mark.parametrize(

@@ -198,7 +198,7 @@ class _EarlyStopping(engine.EarlyStopping):
 
     def on_train_end(self) -> None:
         super().on_train_end()
-        stopped = self.state.summary.get("stopped_epoch")
+        stopped = self.state.training.get("stopped_epoch")
         if stopped and self.verbose:
             say(f"Epoch {stopped + self.offset}: early stopping")
 

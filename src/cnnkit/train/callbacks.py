@@ -1,13 +1,14 @@
 """Callbacks: everything around the training loop that is not the loop itself.
 
-Hook names follow Keras. The loop calls the hooks; callbacks read and may change the
-shared :class:`TrainState` (for example set ``stop_training`` or lower ``lr_scale``). The
-loop prints nothing: progress output is the :class:`ProgressBar` callback.
+Method names follow Keras (``on_epoch_end``, ...). The loop calls them; callbacks read and
+may change the shared :class:`TrainState` (for example set ``stop_training`` or lower
+``lr_scale``). The loop prints nothing: progress output is the :class:`ProgressBar` callback.
 
-Write your own by subclassing :class:`Callback` and overriding the hooks you need. A callback
-that keeps state across epochs returns it from :meth:`Callback.state_dict` so that a resumed
-run continues exactly where the interrupted one stopped. Callbacks that decide something
-(stopping, lowering the learning rate, the best epoch) record it in ``state.summary``, which
+Write your own by subclassing :class:`Callback` and overriding the ``on_*`` methods you need.
+A callback that keeps state across epochs returns it from :meth:`Callback.state_dict` so that
+a resumed run continues exactly where the interrupted one stopped. Callbacks that decide
+something (stopping, lowering the learning rate, the best epoch) record it in
+``state.training``, which :func:`~cnnkit.train.loop.fit` returns as ``History.training`` and
 the training job writes into the run card's ``training`` section.
 """
 
@@ -52,8 +53,10 @@ class TrainState:
         batch_loss: the last batch's loss as a detached 0-d tensor (reading it waits for the
             device); None before the first batch.
         is_main: True in the process that writes files (rank 0 under DDP, else always).
-        summary: decisions worth recording (``best_epoch``, ``stopped_epoch``, ``monitor``,
-            ``lr_reductions``, ``precision``, ``interrupted``, ...).
+        training: decisions worth recording (``best_epoch``, ``stopped_epoch``, ``monitor``,
+            ``lr_reductions``, ``precision``, ``interrupted``, ...): one dict under one name,
+            ``History.training`` after :func:`~cnnkit.train.loop.fit` and the run card's
+            ``training`` section.
         snapshot: returns a resumable checkpoint of the training state at this moment;
             set by the loop.
         setup: how the job runs, known before the first step (``device``, ``threads``,
@@ -78,7 +81,7 @@ class TrainState:
     lr_scale: float = 1.0
     batch_loss: torch.Tensor | None = None
     is_main: bool = True
-    summary: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
     snapshot: Callable[[], dict[str, Any]] | None = None
     setup: dict[str, Any] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
@@ -92,7 +95,7 @@ class TrainState:
 
 
 class Callback:
-    """Base class: override the hooks you need. ``self.state`` is set before training.
+    """Base class: override the ``on_*`` methods you need. ``self.state`` is set before training.
 
     ``order`` sorts callbacks (stable, low first): guards run before anything that reacts
     to an epoch, checkpoints after everything whose state they save.
@@ -267,7 +270,7 @@ class NanGuard(Callback):
             self._fail(float("nan"), f"epoch {epoch + 1}", what="weights or buffers")
 
     def _fail(self, value: float, where: str, what: str = "loss") -> None:
-        self.state.summary["nan_detected"] = where
+        self.state.training["nan_detected"] = where
         shown = f"the loss became {value}" if what == "loss" else f"the {what} became non-finite"
         raise TrainingError(
             f"{shown} at {where}; training stopped and no checkpoint was "
@@ -330,7 +333,7 @@ class EarlyStopping(Callback):
 
     def on_train_begin(self) -> None:
         self.monitor.check(self.state, "EarlyStopping")
-        self.state.summary["monitor"] = self.monitor.name
+        self.state.training["monitor"] = self.monitor.name
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         value = logs[self.monitor.name]
@@ -345,11 +348,11 @@ class EarlyStopping(Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 self.state.stop_training = True
-                self.state.summary["stopped_epoch"] = epoch + 1
-        self.state.summary["best_epoch"] = self.best_epoch
+                self.state.training["stopped_epoch"] = epoch + 1
+        self.state.training["best_epoch"] = self.best_epoch
 
     def on_train_end(self) -> None:
-        stopped = self.state.summary.get("stopped_epoch")
+        stopped = self.state.training.get("stopped_epoch")
         if stopped is not None:
             self.state.announce(f"Epoch {stopped}: early stopping")
         if self.restore_best_weights and self.best_weights is not None:
@@ -357,7 +360,7 @@ class EarlyStopping(Callback):
                 f"Restoring model weights from the end of the best epoch: {self.best_epoch}."
             )
             self.state.model.load_state_dict(self.best_weights)
-            self.state.summary["restored_best_weights"] = True
+            self.state.training["restored_best_weights"] = True
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -421,7 +424,7 @@ class ReduceLROnPlateau(Callback):
             self.wait += 1
             if self.wait >= self.patience:
                 self._reduce(epoch, logs["lr"])
-        self.state.summary["lr_reductions"] = list(self.reductions)
+        self.state.training["lr_reductions"] = list(self.reductions)
 
     def _reduce(self, epoch: int, lr: float) -> None:
         new_lr = max(lr * self.factor, self.min_lr)
@@ -481,8 +484,8 @@ class ModelCheckpoint(Callback):
     def on_train_begin(self) -> None:
         if self.monitor is not None:
             self.monitor.check(self.state, "ModelCheckpoint")
-            if self.state.summary.get("monitor") is None:  # EarlyStopping's monitor wins
-                self.state.summary["monitor"] = self.monitor.name
+            if self.state.training.get("monitor") is None:  # EarlyStopping's monitor wins
+                self.state.training["monitor"] = self.monitor.name
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         if not all(math.isfinite(v) for v in logs.values()) or not _model_is_finite(
@@ -492,7 +495,7 @@ class ModelCheckpoint(Callback):
             return
         if self.monitor is not None and self.monitor.improved(logs[self.monitor.name], self.best):
             self.best, self.best_epoch = logs[self.monitor.name], epoch + 1
-            self.state.summary["checkpoint_best_epoch"] = self.best_epoch
+            self.state.training["checkpoint_best_epoch"] = self.best_epoch
             if self.state.is_main:
                 self._write(
                     "best.pt",

@@ -227,7 +227,7 @@ def fit(
         log_keys=log_keys(has_val=val is not None, metrics=tuple(metrics)),
         optimizer=optimizer,
         is_main=distributed is None or distributed.is_main,
-        summary={
+        training={
             "best_epoch": None,
             "stopped_epoch": None,
             "monitor": None,
@@ -270,7 +270,7 @@ def fit(
             "partial": resume_at["partial"],
             "lr_scale": state.lr_scale,
             "history": list(state.history),
-            "summary": dict(state.summary),
+            "summary": dict(state.training),
         }
 
     state.snapshot = snapshot
@@ -297,9 +297,9 @@ def fit(
             raise RunError(f"{WHERE}: cannot be restored ({exc})") from exc
         state.step, state.lr_scale = int(resume["step"]), float(resume["lr_scale"])
         state.history = list(resume["history"])
-        state.summary.update(resume["summary"], precision=amp.name, interrupted=False)
+        state.training.update(resume["summary"], precision=amp.name, interrupted=False)
         resume_at.update(resume["position"], partial=resume["partial"])
-        if state.summary.get("stopped_epoch") is not None:
+        if state.training.get("stopped_epoch") is not None:
             resume_at["epoch"] = epochs
 
     hooks.on_train_begin()
@@ -381,9 +381,9 @@ def fit(
                                 "augment_rng": augment_rng.get_state(),
                             },
                         )
-                        state.summary["interrupted"] = True
+                        state.training["interrupted"] = True
                         hooks.on_interrupt()
-                        raise TrainingInterrupted(list(state.history), dict(state.summary))
+                        raise TrainingInterrupted(list(state.history), dict(state.training))
                 # 13. The epoch's logs: train metrics summed over processes, validation.
                 totals = torch.cat(
                     [
@@ -419,17 +419,17 @@ def fit(
                 resume_at.update(epoch=epoch + 1, batch=0, partial=None)
                 hooks.on_epoch_end(epoch, logs)
                 if interrupted.is_set():
-                    state.summary["interrupted"] = True
+                    state.training["interrupted"] = True
                     hooks.on_interrupt()
-                    raise TrainingInterrupted(list(state.history), dict(state.summary))
+                    raise TrainingInterrupted(list(state.history), dict(state.training))
                 if state.stop_training:
                     break
         hooks.on_train_end()
     finally:
         if channels_last:  # hand the model back in the layout it came in
             model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
-    state.summary["epochs_run"] = len(state.history)
-    return History(state.history, state.summary)
+    state.training["epochs_run"] = len(state.history)
+    return History(state.history, state.training)
 
 
 def _validate(
