@@ -285,7 +285,7 @@ class Run:
         Raises:
             RunError: the record lacks a field or does not describe a buildable model.
         """
-        from cnnkit.layers.spec import rebuild_model
+        from cnnkit.models.resolve import rebuild_model
 
         record = self._section("model")
         for key in ("name", "input_shape", "num_classes"):

@@ -7,7 +7,8 @@ import torch
 
 from cnnkit.errors import ModelError
 from cnnkit.layers import Model, Sequential
-from cnnkit.layers.spec import load_spec, model_from_spec, resolve_model
+from cnnkit.layers.spec import load_spec, model_from_spec
+from cnnkit.models.resolve import resolve_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

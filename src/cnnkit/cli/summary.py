@@ -48,8 +48,8 @@ def summary_command(
     field, multiply-adds and activation memory, with Keras's totals."""
     import json
 
-    from cnnkit.layers.spec import resolve_model
     from cnnkit.layers.summary import summary
+    from cnnkit.models.resolve import resolve_model
     from cnnkit.options import parse_pairs
 
     module, record = resolve_model(

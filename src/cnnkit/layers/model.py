@@ -23,6 +23,7 @@ from cnnkit.layers.base import Input, InputLayer, Layer, Shape, SymbolicTensor, 
 from cnnkit.layers.classifier import Classifier
 from cnnkit.layers.core import Dense
 from cnnkit.layers.init import initialize_module
+from cnnkit.layers.summary import ModelSummary, summary
 
 Node = tuple[Layer, tuple[str, ...]]
 
@@ -163,20 +164,33 @@ class Model(Classifier):
 
     # -- Keras conveniences ---------------------------------------------------------------------
 
-    def summary(self, *, layout: str = "nchw") -> Any:
-        """Per-layer output shapes, parameters and more: a
-        :class:`~cnnkit.layers.summary.ModelSummary` (``print`` it for the table)."""
-        from cnnkit.layers.summary import summary
-
+    def summary(self, *, layout: str = "nchw") -> ModelSummary:
+        """Per-layer output shapes, parameters and more (``print`` it for the table)."""
         if self._input_shape is None:
             raise ModelError(f"{self._label()} is not built; summary needs its input shape")
         return summary(self, self._input_shape, layout=layout)
 
     def get_config(self) -> dict[str, Any]:
-        """The model's spec (the format YAML and JSON files use): name and layers."""
-        from cnnkit.layers.spec import model_to_spec
-
-        return model_to_spec(self)
+        """The model's spec (the format YAML and JSON files use, :mod:`cnnkit.layers.spec`):
+        name and layers."""
+        spec: dict[str, Any] = {}
+        if self.name:
+            spec["name"] = self.name
+        layers: list[dict[str, Any]] = []
+        if self.input_shape is not None:
+            entry: dict[str, Any] = {"shape": list(self.input_shape)}
+            if self.input_name != "input":
+                entry["name"] = self.input_name
+            layers.append({"Input": entry})
+        previous = self.input_name
+        for layer, inputs in self.nodes:
+            config = layer.get_config()
+            if inputs != (previous,) and self.input_shape is not None:
+                config["inputs"] = list(inputs)
+            layers.append({layer.kind: config})
+            previous = str(layer.name)
+        spec["layers"] = layers
+        return spec
 
     def _label(self) -> str:
         return f"model {self.name!r}" if self.name else type(self).__name__ + " model"

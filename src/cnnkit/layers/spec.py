@@ -16,7 +16,8 @@ A spec is a mapping with a list of layers in Keras vocabulary::
 Each layer takes the previous layer's output unless it lists ``inputs`` (layer names), which
 is how graphs are written (``Add: {inputs: [shortcut, conv2d_1]}``); the last layer is the
 output. ``Model.get_config()`` returns this format, so Python, YAML and JSON models
-round-trip to the same layers and parameters.
+round-trip to the same layers and parameters (the model writes its own spec: ``get_config``;
+this module reads specs and files).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from cnnkit.atomic import atomic_open
 from cnnkit.errors import ModelError, did_you_mean
 from cnnkit.layers import LAYERS, Input, Layer, Model, Sequential, SymbolicTensor
 from cnnkit.layers.base import InputLayer
+from cnnkit.layers.init import initialize
 from cnnkit.layers.model import assign_names
 
 SPEC_SUFFIXES = (".yaml", ".yml", ".json")
@@ -96,28 +98,6 @@ def save_spec(model: Model | Mapping[str, Any], path: str | os.PathLike[str]) ->
 # -- model <-> spec -------------------------------------------------------------------------
 
 
-def model_to_spec(model: Model) -> dict[str, Any]:
-    """The spec of a model built from layers (what ``Model.get_config()`` returns)."""
-    spec: dict[str, Any] = {}
-    if model.name:
-        spec["name"] = model.name
-    layers: list[dict[str, Any]] = []
-    if model.input_shape is not None:
-        entry: dict[str, Any] = {"shape": list(model.input_shape)}
-        if model.input_name != "input":
-            entry["name"] = model.input_name
-        layers.append({"Input": entry})
-    previous = model.input_name
-    for layer, inputs in model.nodes:
-        config = layer.get_config()
-        if inputs != (previous,) and model.input_shape is not None:
-            config["inputs"] = list(inputs)
-        layers.append({layer.kind: config})
-        previous = str(layer.name)
-    spec["layers"] = layers
-    return spec
-
-
 def model_from_spec(
     spec: Mapping[str, Any],
     *,
@@ -141,8 +121,6 @@ def model_from_spec(
         ModelError: an unknown layer or argument, a shape a layer cannot take, or a spec that
             disagrees with the data (each message names the layer and the shapes).
     """
-    from cnnkit.layers.init import initialize
-
     _check_keys(spec, source)
     entries = spec.get("layers")
     if not isinstance(entries, list) or not entries:
@@ -336,126 +314,3 @@ def _functional(
         previous = layer(inputs)
         tensors[str(layer.name)] = previous
     return Model(source_tensor, previous, name=name)
-
-
-# -- models for training and for run directories --------------------------------------------
-
-
-def describe_model(model: str | Mapping[str, Any] | nn.Module) -> str:
-    """A short label: the registry name, the spec's name or file stem."""
-    if isinstance(model, str):
-        return Path(model).stem if is_spec_path(model) else model
-    if isinstance(model, Mapping):
-        return str(model.get("name") or "spec")
-    return str(getattr(model, "name", None) or type(model).__name__.lower())
-
-
-def resolve_model(
-    model: str | Mapping[str, Any] | nn.Module,
-    *,
-    input_shape: Sequence[int] | None,
-    num_classes: int | None,
-    options: Mapping[str, Any] | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
-    """The module to train and the run card's ``model`` record for it.
-
-    Args:
-        model: a registry name, a spec file path (``.yaml``/``.yml``/``.json``), a spec
-            mapping, or a :class:`~cnnkit.layers.Model` built in Python (used as is).
-        input_shape: the data's ``(C, H, W)`` (None: the model's default or the spec's).
-        num_classes: the data's class count (None: the model's default or the spec's).
-        options: registry model options (e.g. ``init``); spec models take only ``init``.
-
-    Returns:
-        ``(module, record)``; ``record`` has ``name``, ``options``, ``input_shape`` and
-        ``num_classes``, plus ``spec`` for models built from layers, so
-        :func:`rebuild_model` can make the same model from the record alone.
-    """
-    from cnnkit.models.registry import build_model, get_model_entry
-
-    options = dict(options or {})
-    if isinstance(model, str) and not is_spec_path(model):
-        entry = get_model_entry(model)
-        shape = tuple(input_shape) if input_shape is not None else entry.default_input_shape
-        classes = 10 if num_classes is None else num_classes
-        module = build_model(model, input_shape=shape, num_classes=classes, **options)
-        return module, {
-            "name": model,
-            "options": options,
-            "input_shape": list(shape),
-            "num_classes": classes,
-        }
-    unknown = sorted(set(options) - {"init"})
-    if unknown:
-        raise ModelError(f"a model built from a spec takes only the option init, not {unknown[0]}")
-    label = describe_model(model)
-    if isinstance(model, Model):
-        built = _use_python_model(model, input_shape, options)
-    elif isinstance(model, str | Mapping):
-        spec = load_spec(model) if isinstance(model, str) else model
-        source = model if isinstance(model, str) else "spec"
-        built = model_from_spec(
-            spec,
-            input_shape=input_shape,
-            num_classes=num_classes,
-            init=options.get("init"),
-            source=source,
-        )
-    else:
-        raise ModelError(
-            f"cannot record a {type(model).__name__} in a run directory: pass a registry name, "
-            "a spec file or mapping, or a cnnkit.layers.Model (for any other nn.Module, call "
-            "cnnkit.fit directly)"
-        )
-    if built.input_shape is None:
-        raise ModelError(
-            f"{label}: the model has no input shape; start it with an Input layer or give "
-            "the input shape (--input-shape C,H,W)"
-        )
-    head = check_classifier(built, num_classes, label)
-    record: dict[str, Any] = {
-        "name": label,
-        "options": options,
-        "input_shape": list(built.input_shape),
-        "num_classes": head.out_features,
-        "spec": built.get_config(),
-    }
-    return built, record
-
-
-def _use_python_model(
-    model: Model, input_shape: Sequence[int] | None, options: Mapping[str, Any]
-) -> Model:
-    from cnnkit.layers.init import initialize
-
-    if input_shape is not None:
-        if model.input_shape is None and isinstance(model, Sequential):
-            model.build(input_shape)
-        elif model.input_shape != tuple(input_shape):
-            raise ModelError(
-                f"the model is built for input {model.input_shape} but the data's images are "
-                f"{tuple(input_shape)}"
-            )
-    if "init" in options:
-        initialize(model, options["init"])
-    return model
-
-
-def rebuild_model(record: Mapping[str, Any]) -> nn.Module:
-    """The model a run card's ``model`` record describes, freshly initialised.
-
-    Raises:
-        KeyError: the record lacks a key.
-        ModelError: the record does not describe a buildable model.
-    """
-    from cnnkit.models.registry import build_model
-
-    shape = tuple(record["input_shape"])
-    classes = int(record["num_classes"])
-    if "spec" in record:
-        return model_from_spec(
-            record["spec"], input_shape=shape, num_classes=classes, source="run record"
-        )
-    return build_model(
-        record["name"], input_shape=shape, num_classes=classes, **record.get("options", {})
-    )

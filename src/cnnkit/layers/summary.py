@@ -27,7 +27,6 @@ from torch import nn
 
 from cnnkit.errors import ModelError
 from cnnkit.layers.base import Layer
-from cnnkit.layers.model import Model
 
 LAYOUTS = ("nchw", "nhwc")
 GLOBAL = "all"  # receptive field of a cell that sees the whole input
@@ -259,7 +258,7 @@ Row = tuple[str, nn.Module, bool]  # name, module, counts only its own (not chil
 
 def _rows(model: nn.Module) -> Iterator[Row]:
     known: dict[int, str] = {}
-    output = model.output_layer if isinstance(model, Model) else None
+    output = getattr(model, "output_layer", None)  # a cnnkit.layers.Model names its output
     if isinstance(output, Layer) and output.name and isinstance(model.head, nn.Linear):
         known[id(model.head)] = output.name  # the head is the output Dense layer's weights
 

@@ -42,9 +42,10 @@ from cnnkit.errors import (
     TrainingInterrupted,
     did_you_mean,
 )
-from cnnkit.layers.spec import describe_model, is_spec_path, resolve_model
+from cnnkit.layers.spec import is_spec_path
 from cnnkit.models.forward import loss_and_accuracy
 from cnnkit.models.registry import get_model_entry
+from cnnkit.models.resolve import describe_model, resolve_model
 from cnnkit.run import Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import (
     Callback,
