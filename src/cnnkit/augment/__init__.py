@@ -6,7 +6,9 @@
 - :mod:`~cnnkit.augment.pipeline`: :class:`Pipeline`, transforms in order, recorded and
   replayable;
 - :mod:`~cnnkit.augment.spec`: the spec format shared by Python, CLI flags and YAML;
-- :mod:`~cnnkit.augment.offline`: a folder or dataset -> augmented PNGs + manifest;
+- :mod:`~cnnkit.augment.source`: the images to augment, from a folder or a data source;
+- :mod:`~cnnkit.augment.offline`: those images -> augmented PNGs + manifest, and back;
+- :mod:`~cnnkit.augment.manifest`: reading and checking ``augment-manifest.json``;
 - :mod:`~cnnkit.augment.preview`: a grid of originals next to their augmentations.
 """
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import torch
 
-from cnnkit.augment.offline import AugmentSource, read_manifest, source_images
+from cnnkit.augment.manifest import read_manifest, source_images
 from cnnkit.augment.pipeline import Pipeline
+from cnnkit.augment.source import AugmentSource
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.images import load_image
 from cnnkit.data.pictures import picture_grid
