@@ -38,8 +38,8 @@ from cnnkit.data.sources import fit_rule
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, DataError, RunError
 from cnnkit.evaluate.gradcam import GradCam, grad_cam
-from cnnkit.evaluate.probes import conv_layers
 from cnnkit.models.forward import EVAL_BATCH, predict_logits
+from cnnkit.models.probes import conv_layers
 from cnnkit.run import Run
 
 log = logging.getLogger(__name__)

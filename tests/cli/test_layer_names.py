@@ -8,7 +8,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from cnnkit.evaluate.probes import layer_path
+from cnnkit.models.probes import layer_path
 from cnnkit.run import Run
 from tests.cli.test_usage import in_process
 

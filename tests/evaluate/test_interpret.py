@@ -13,15 +13,15 @@ from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, ModelError
 from cnnkit.evaluate.featuremaps import feature_maps
-from cnnkit.evaluate.filters import (
+from cnnkit.evaluate.gradcam import grad_cam
+from cnnkit.models.probes import conv_layers, find_layer
+from cnnkit.models.registry import build_model, list_models
+from cnnkit.train.filters import (
     FilterRecorder,
     filter_weights,
     parse_epochs,
     recorded_filters,
 )
-from cnnkit.evaluate.gradcam import grad_cam
-from cnnkit.evaluate.probes import conv_layers, find_layer
-from cnnkit.models.registry import build_model, list_models
 from cnnkit.train.loop import fit
 
 IDENTITY_PRE = Preprocessing((1, 12, 12), (0.0,), (1 / 255,))  # uint8 values as floats

@@ -23,9 +23,9 @@ def filters_command(
     Filters recorded during training (cnnkit train --record-filters) are drawn epoch by epoch.
     """
     from cnnkit.evaluate import plots
-    from cnnkit.evaluate.filters import filter_weights, recorded_filters
     from cnnkit.evaluate.report import PLOTS_DIR
     from cnnkit.run import Run
+    from cnnkit.train.filters import filter_weights, recorded_filters
 
     opened = Run.open(run)
     name, weights = filter_weights(opened.load_model("cpu"), layer)

@@ -199,10 +199,10 @@ def train_command(
 ) -> None:
     """Train a model (default: the textbook LeNet on MNIST) and save the run."""
     from cnnkit.errors import ConfigError, TrainingInterrupted
-    from cnnkit.evaluate.filters import parse_epochs
     from cnnkit.options import parse_pairs
     from cnnkit.train.auto import auto_config, wants_auto
     from cnnkit.train.callbacks import ProgressBar
+    from cnnkit.train.filters import parse_epochs
     from cnnkit.train.job import TrainConfig, resume_training, run_training
 
     given: dict[str, Any] = {

@@ -7,7 +7,7 @@ from torch import nn
 
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ModelError
-from cnnkit.evaluate.probes import as_maps, capture_output, find_layer
+from cnnkit.models.probes import as_maps, capture_output, find_layer
 
 
 @torch.no_grad()

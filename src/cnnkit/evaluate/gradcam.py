@@ -3,7 +3,7 @@
 For a target class c and a conv layer with activations A (C maps), each map's weight is the
 mean over positions of d(logit_c)/dA; the heat-map is ReLU(sum_k weight_k * A_k), scaled to
 [0, 1] and resized to the input. Works on any model with a convolution layer (see
-:mod:`cnnkit.evaluate.probes`), by default the last one executed.
+:mod:`cnnkit.models.probes`), by default the last one executed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch import nn
 
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, ModelError
-from cnnkit.evaluate.probes import as_maps, capture_output, find_layer
+from cnnkit.models.probes import as_maps, capture_output, find_layer
 
 log = logging.getLogger(__name__)
 

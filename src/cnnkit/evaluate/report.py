@@ -24,9 +24,9 @@ from cnnkit.atomic import atomic_open
 from cnnkit.errors import CnnkitError, RunError
 from cnnkit.evaluate import plots
 from cnnkit.evaluate.evaluation import Evaluation, evaluate_split, save_evaluation
-from cnnkit.evaluate.filters import filter_weights, recorded_filters
 from cnnkit.evaluate.gradcam import grad_cam
 from cnnkit.run import HISTORY, METRICS, Run
+from cnnkit.train.filters import filter_weights, recorded_filters
 
 log = logging.getLogger(__name__)
 

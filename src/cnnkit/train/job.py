@@ -99,7 +99,7 @@ class TrainConfig:
         runs_dir: parent folder of run directories.
         name: run directory name (default ``<model>-<data>-<time>``).
         record_filters: epochs after which to save the first convolution's filters into
-            ``<run>/filters/`` (0 = before training; see ``cnnkit.evaluate.filters``).
+            ``<run>/filters/`` (0 = before training; see ``cnnkit.train.filters``).
         recipe: the recipe these settings started from, if any (recorded only).
         momentum: SGD/RMSprop momentum.
         nesterov: Nesterov momentum (SGD).
@@ -366,7 +366,7 @@ def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
     """Callbacks that save material for the report (filters at chosen epochs) into the run."""
     if not config.record_filters:
         return []
-    from cnnkit.evaluate.filters import FilterRecorder
+    from cnnkit.train.filters import FilterRecorder
 
     return [FilterRecorder(run.path, config.record_filters)]
 

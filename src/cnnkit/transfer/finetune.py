@@ -31,9 +31,9 @@ from cnnkit.data.sources import canonical_source, data_root, get_source, load_da
 from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, did_you_mean
-from cnnkit.evaluate.probes import layer_path
 from cnnkit.layers.classifier import Classifier
 from cnnkit.models.adapter import AdaptedClassifier
+from cnnkit.models.probes import layer_path
 from cnnkit.run import Run, describe_environment
 from cnnkit.train.callbacks import Callback, HistoryWriter, Logs
 from cnnkit.train.job import create_run, data_record

@@ -17,7 +17,7 @@ from torch import nn
 
 from cnnkit.atomic import atomic_open
 from cnnkit.errors import ConfigError, ModelError
-from cnnkit.evaluate.probes import conv_layers, conv_module, find_layer
+from cnnkit.models.probes import conv_layers, conv_module, find_layer
 from cnnkit.train.callbacks import Callback, Logs
 
 FILTERS_DIR = "filters"
