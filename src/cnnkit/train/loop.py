@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -24,21 +24,20 @@ from torch import nn
 from cnnkit.augment.pipeline import Pipeline
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.errors import ConfigError, RunError, TrainingInterrupted
+from cnnkit.errors import ConfigError, TrainingInterrupted
 from cnnkit.models.forward import predict_logits
 from cnnkit.train.batches import (
     BatchSource,
     LabelledTensors,
     batch_source,
-    epoch_generator,
     steps_per_epoch,
 )
 from cnnkit.train.callbacks import Callback, CallbackList, Logs, ProgressBar, TrainState
-from cnnkit.train.checkpoint import FORMAT, WHERE, check_snapshot
 from cnnkit.train.distributed import DistributedContext
 from cnnkit.train.losses import LossFn, make_loss
 from cnnkit.train.optim import make_optimizer
 from cnnkit.train.precision import Precision, resolve_precision
+from cnnkit.train.resume import EpochTotals, Resumable
 from cnnkit.train.schedules import Schedule
 
 log = logging.getLogger(__name__)
@@ -139,7 +138,7 @@ def fit(
             batches only (uint8 in, uint8 out, before ``preprocessing``), drawing from a
             generator seeded by ``(seed, epoch)``; with mixup/cutmix the loss gets the soft
             targets and train accuracy counts each image's own label.
-        callbacks: hooks called around epochs and batches (progress, history, ...).
+        callbacks: called around epochs and batches (progress, history, ...).
         device: where the model, the data and the arithmetic live.
         precision: ``auto`` (bf16 where the device computes it natively, else fp16 on
             CUDA, else fp32), ``fp32``, ``bf16`` or ``fp16``.
@@ -192,18 +191,7 @@ def fit(
     if channels_last is None:  # measured: faster for convs on CPUs (oneDNN), and with AMP on GPUs
         has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
         channels_last = has_conv and (device.type == "cpu" or amp.dtype is not None)
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    forward: nn.Module = model
-    if distributed is not None:
-        from torch.nn.parallel import DistributedDataParallel
-
-        forward = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if compile:
-        forward = torch.compile(forward)  # type: ignore[assignment]
+    forward = _place_model(model, device, channels_last, distributed, compile)
 
     # 3. Optimizer (fused where torch has it) and, for fp16, loss scaling.
     if isinstance(optimizer, str):
@@ -219,7 +207,8 @@ def fit(
         group.setdefault("initial_lr", group["lr"])  # the schedule scales this base rate
     scaler = amp.grad_scaler()
 
-    # 4. The state shared with callbacks; what a checkpoint needs to resume exactly.
+    # 4. The state shared with callbacks, the callbacks, and the one object that knows the
+    #    position in training and how to snapshot and restore it.
     state = TrainState(
         model=model,
         epochs=epochs,
@@ -253,78 +242,32 @@ def fit(
     }
     if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
         callbacks = [*callbacks, ProgressBar(verbose=verbose)]
-    hooks = CallbackList(callbacks)
-    hooks.set_state(state)
-    resume_at: dict[str, Any] = {"epoch": 0, "batch": 0, "partial": None}
+    listeners = CallbackList(callbacks)
+    listeners.set_state(state)
+    position = Resumable(
+        state, optimizer=optimizer, scaler=scaler, callbacks=listeners, device=device
+    )
+    state.snapshot = position.snapshot
 
-    def snapshot() -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scaler": scaler.state_dict(),
-            "callbacks": hooks.state_dict(),
-            "rng": _rng_state(device),
-            "position": {"epoch": resume_at["epoch"], "batch": resume_at["batch"]},
-            "step": state.step,
-            "partial": resume_at["partial"],
-            "lr_scale": state.lr_scale,
-            "history": list(state.history),
-            "summary": dict(state.training),
-        }
-
-    state.snapshot = snapshot
-
-    # 5. Resuming: put back weights, optimizer, scaler, callbacks, random generators and
-    #    the position in the epoch, so the run continues as if it had never stopped.
-    #    A snapshot at or past ``epochs``, or after early stopping, restores and returns at
-    #    once (its run can finish).
+    # 5. Resuming puts back weights, optimizer, callbacks, generators and the position.
     if resume is not None:
-        check_snapshot(
-            resume,
-            model=model,
-            optimizer=optimizer,
-            callbacks=hooks.state_dict(),
-            steps_per_epoch=steps,
-        )
-        try:
-            model.load_state_dict(resume["model"])
-            optimizer.load_state_dict(resume["optimizer"])
-            scaler.load_state_dict(resume["scaler"])
-            hooks.load_state_dict(resume["callbacks"])
-            _set_rng_state(resume["rng"], device)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise RunError(f"{WHERE}: cannot be restored ({exc})") from exc
-        state.step, state.lr_scale = int(resume["step"]), float(resume["lr_scale"])
-        state.history = list(resume["history"])
-        state.training.update(resume["summary"], precision=amp.name, interrupted=False)
-        resume_at.update(resume["position"], partial=resume["partial"])
-        if state.training.get("stopped_epoch") is not None:
-            resume_at["epoch"] = epochs
+        position.restore(resume, steps_per_epoch=steps, epochs=epochs)
 
-    hooks.on_train_begin()
+    listeners.on_train_begin()
     try:
         with _ctrl_c_flag(enabled=distributed is None) as interrupted:
-            for epoch in range(resume_at["epoch"], epochs):
+            for epoch in range(position.epoch, epochs):
                 state.epoch = epoch
-                hooks.on_epoch_begin(epoch)
+                listeners.on_epoch_begin(epoch)
                 model.train()
                 # 6. Running sums stay on the device (no host sync per step); a resumed
                 #    epoch starts from the sums, time and augmentation stream it had.
-                first, partial = resume_at["batch"], resume_at["partial"]
-                loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-                correct = torch.zeros((), device=device, dtype=torch.int64)
-                hits = torch.zeros(len(metrics), device=device, dtype=torch.float64)
-                seen, elapsed = 0, 0.0
-                augment_rng = epoch_generator(seed, epoch, stream=1)
-                if partial is not None:
-                    loss_sum += partial["loss_sum"].to(device)
-                    correct += partial["correct"].to(device)
-                    hits += partial.get("hits", hits).to(device)
-                    seen, elapsed = int(partial["seen"]), float(partial["time"])
-                    augment_rng.set_state(partial["augment_rng"])
-                started = time.perf_counter() - elapsed
-                state.epoch_seen, state.epoch_totals = seen, (loss_sum, correct)
+                totals = position.epoch_totals(epoch, seed=seed, metrics=len(metrics))
+                state.epoch_seen, state.epoch_totals = (
+                    totals.seen,
+                    (totals.loss_sum, totals.correct),
+                )
+                first = position.batch if epoch == position.epoch else 0
                 batches = source.batches(
                     epoch=epoch,
                     batch_size=batch_size,
@@ -343,7 +286,7 @@ def fit(
                     # 8. Augment the uint8 batch on the device, then normalise it.
                     mixing = None
                     if augment is not None:
-                        images, mixing = augment.augment_batch(images, labels, augment_rng)
+                        images, mixing = augment.augment_batch(images, labels, totals.augment_rng)
                     inputs = preprocessing(images)
                     if channels_last and inputs.ndim == 4:
                         inputs = inputs.contiguous(memory_format=torch.channels_last)
@@ -358,54 +301,22 @@ def fit(
                     scaler.step(optimizer)
                     scaler.update()
                     # 11. Accumulate the epoch's metrics and tell the callbacks.
-                    loss_sum += batch_loss.detach() * len(labels)
-                    correct += count_correct(logits.detach(), labels)
-                    for i, metric in enumerate(metrics.values()):
-                        hits[i] += metric(logits.detach(), labels)
-                    seen += len(labels)
-                    state.epoch_seen = seen
+                    logits, batch_loss = logits.detach(), batch_loss.detach()
+                    totals.add(
+                        batch_loss,
+                        count_correct(logits, labels),
+                        [metric(logits, labels) for metric in metrics.values()],
+                        len(labels),
+                    )
+                    state.epoch_seen, state.batch_loss = totals.seen, batch_loss
                     state.step += 1
-                    state.batch_loss = batch_loss.detach()
-                    hooks.on_train_batch_end(batch)
+                    listeners.on_train_batch_end(batch)
                     # 12. Ctrl-C: stop here, let callbacks save a resumable checkpoint.
                     if interrupted.is_set():
-                        resume_at.update(
-                            epoch=epoch,
-                            batch=batch + 1,
-                            partial={
-                                "loss_sum": loss_sum.cpu(),
-                                "correct": correct.cpu(),
-                                "hits": hits.cpu(),
-                                "seen": seen,
-                                "time": time.perf_counter() - started,
-                                "augment_rng": augment_rng.get_state(),
-                            },
-                        )
-                        state.training["interrupted"] = True
-                        hooks.on_interrupt()
-                        raise TrainingInterrupted(list(state.history), dict(state.training))
+                        position.stopped_in_epoch(epoch, batch, totals)
+                        _stop(state, listeners)
                 # 13. The epoch's logs: train metrics summed over processes, validation.
-                totals = torch.cat(
-                    [
-                        torch.stack(
-                            [
-                                loss_sum,
-                                correct.double(),
-                                torch.tensor(float(seen), device=device, dtype=torch.float64),
-                            ]
-                        ),
-                        hits.double(),
-                    ]
-                )
-                if distributed is not None:
-                    totals = distributed.all_reduce_sum(totals)
-                loss_total, correct_total, seen_total, *hit_totals = totals.tolist()
-                logs: Logs = {
-                    "epoch": epoch + 1,
-                    "loss": loss_total / seen_total,
-                    "accuracy": correct_total / seen_total,
-                }
-                logs.update({m: h / seen_total for m, h in zip(metrics, hit_totals, strict=True)})
+                logs = _epoch_logs(epoch, totals, metrics, distributed)
                 if val is not None:
                     logs.update(
                         _validate(
@@ -413,23 +324,74 @@ def fit(
                         )
                     )
                 logs["lr"] = float(optimizer.param_groups[0]["lr"])
-                logs["time"] = time.perf_counter() - started
+                logs["time"] = time.perf_counter() - totals.started
                 state.history.append(logs)
                 # 14. Callbacks react (stop, lower the rate, checkpoint from the next epoch).
-                resume_at.update(epoch=epoch + 1, batch=0, partial=None)
-                hooks.on_epoch_end(epoch, logs)
+                position.finished_epoch(epoch)
+                listeners.on_epoch_end(epoch, logs)
                 if interrupted.is_set():
-                    state.training["interrupted"] = True
-                    hooks.on_interrupt()
-                    raise TrainingInterrupted(list(state.history), dict(state.training))
+                    _stop(state, listeners)
                 if state.stop_training:
                     break
-        hooks.on_train_end()
+        listeners.on_train_end()
     finally:
         if channels_last:  # hand the model back in the layout it came in
             model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     state.training["epochs_run"] = len(state.history)
     return History(state.history, state.training)
+
+
+def _place_model(
+    model: nn.Module,
+    device: torch.device,
+    channels_last: bool,
+    distributed: DistributedContext | None,
+    compile: bool,
+) -> nn.Module:
+    """Move ``model`` to ``device`` (channels-last when asked); return what the training step
+    calls: the model, wrapped in DDP under torchrun and in ``torch.compile`` when asked."""
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    forward: nn.Module = model
+    if distributed is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if compile:
+        forward = torch.compile(forward)  # type: ignore[assignment]
+    return forward
+
+
+def _stop(state: TrainState, callbacks: CallbackList) -> NoReturn:
+    """Ctrl-C: callbacks save what they save, then training ends with the history so far."""
+    state.training["interrupted"] = True
+    callbacks.on_interrupt()
+    raise TrainingInterrupted(list(state.history), dict(state.training))
+
+
+def _epoch_logs(
+    epoch: int,
+    totals: EpochTotals,
+    metrics: Mapping[str, Metric],
+    distributed: DistributedContext | None,
+) -> Logs:
+    """Train loss, accuracy and extra metrics of the epoch, summed over DDP processes."""
+    device = totals.loss_sum.device
+    seen = torch.tensor(float(totals.seen), device=device, dtype=torch.float64)
+    summed = torch.cat([torch.stack([totals.loss_sum, totals.correct.double(), seen]), totals.hits])
+    if distributed is not None:
+        summed = distributed.all_reduce_sum(summed)
+    loss_total, correct_total, seen_total, *hit_totals = summed.tolist()
+    logs: Logs = {
+        "epoch": epoch + 1,
+        "loss": loss_total / seen_total,
+        "accuracy": correct_total / seen_total,
+    }
+    logs.update({m: h / seen_total for m, h in zip(metrics, hit_totals, strict=True)})
+    return logs
 
 
 def _validate(
@@ -463,19 +425,6 @@ def _validate(
     logs = {"val_loss": loss_total / count, "val_accuracy": correct / count}
     logs.update({f"val_{m}": h / count for m, h in zip(metrics, hit_totals, strict=True)})
     return logs
-
-
-def _rng_state(device: torch.device) -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 @contextlib.contextmanager
