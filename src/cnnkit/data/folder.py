@@ -232,6 +232,10 @@ def is_hidden(name: str) -> bool:
 def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = None) -> FolderData:
     """Read a folder of images into Datasets (see the module docstring for the rules).
 
+    Four steps, each recording what it found in the report: find the class folders, probe
+    every file's header (size, mode, format), decode the pixels (in memory or through the
+    disk cache), and cut the decoded rows into one Dataset per part.
+
     Returns:
         The parts (``{"train": ...}`` for one folder per class; ``train``/``val``/``test``
         as present in a split layout) and the report of what was found.
@@ -249,6 +253,34 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
             "class (or train/ and test/ folders that do)"
         )
     report = FolderReport(root=root, fit=options.fit)
+    class_dirs = _find_classes(root, report)
+    files: list[tuple[str, int, Path]] = [  # (split, label, path)
+        (split, label, path)
+        for split, dirs in class_dirs.items()
+        for label, name in enumerate(report.classes)
+        if name in dirs
+        for path in _image_files(dirs[name], root, report)
+    ]
+    readable = _probe(files, report, options)
+    images, keep = _decode(files, readable, report, options)
+    parts = _split_parts(images, keep, readable, class_dirs, report)
+    if report.empty_classes and not options.allow_empty:
+        raise DataError(
+            f"{root}: class folder(s) with no readable image: {', '.join(report.empty_classes)}; "
+            "add images, remove the folder, or pass allow_empty=1 "
+            '("folder:PATH?allow_empty=1")'
+        )
+    if "train" not in parts:
+        raise DataError(f"{root}: no readable training images")
+    return FolderData(parts=parts, report=report)
+
+
+Readable = tuple[str, int, Path, ImageInfo]  # (split, label, path, header)
+
+
+def _find_classes(root: Path, report: FolderReport) -> dict[str, dict[str, Path]]:
+    """The class folders of each part (``{"train": {"cat": PATH, ...}, ...}``); sets the
+    report's layout and classes (train's folders, sorted)."""
     split_dirs = _split_layout(root)
     if split_dirs:
         report.layout = "splits"
@@ -276,14 +308,17 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
             if split != "train" and name not in dirs:
                 report.missing_classes.append(f"{split}/{name}")
     report.classes = classes
+    return class_dirs
 
-    files: list[tuple[str, int, Path]] = []  # (split, label, path)
-    for split, dirs in class_dirs.items():
-        for label, name in enumerate(classes):
-            if name in dirs:
-                files.extend((split, label, p) for p in _image_files(dirs[name], root, report))
+
+def _probe(
+    files: list[tuple[str, int, Path]], report: FolderReport, options: FolderOptions
+) -> list[Readable]:
+    """Read every file's header; tally sizes, modes and formats, and settle the size and
+    channel count the images are decoded to."""
+    root = report.root
     infos = map_threads(lambda item: probe_image(item[2]), files)
-    readable: list[tuple[str, int, Path, ImageInfo]] = []
+    readable: list[Readable] = []
     for (split, label, path), result in zip(files, infos, strict=True):
         if isinstance(result, DataError):
             _unreadable(report, path, result, options)
@@ -303,7 +338,18 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
     report.size = options.size or _common_size(report.sizes)
     grey = sum(1 for *_, info in readable if info.grey)
     report.channels = options.channels or (1 if grey > len(readable) - grey else 3)
+    return readable
 
+
+def _decode(
+    files: list[tuple[str, int, Path]],
+    readable: list[Readable],
+    report: FolderReport,
+    options: FolderOptions,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode the readable images to ``report``'s size and channels, in memory or through the
+    disk cache. Returns the uint8 rows ``(N, C, H, W)`` and which of them decoded."""
+    root = report.root
     needed = len(readable) * report.channels * report.size[0] * report.size[1]
     if cache.use_cache(options.cache, needed, MAX_BYTES):
         images, decoded = cache.decode_cached(report, files, readable)
@@ -318,7 +364,7 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
         log.info("%s: decoded in memory (%.1f MiB)", root, needed / 2**20)
         images = np.empty((len(readable), report.channels, *report.size), dtype=np.uint8)
 
-        def decode(item: tuple[str, int, Path, ImageInfo]) -> DecodedImage:
+        def decode(item: Readable) -> DecodedImage:
             return decode_image(item[2], channels=report.channels, size=report.size, fit=report.fit)
 
         decoded = map_threads(decode, readable)
@@ -345,10 +391,22 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
             names,
             more,
         )
+    return images, keep
+
+
+def _split_parts(
+    images: np.ndarray,
+    keep: np.ndarray,
+    readable: list[Readable],
+    class_dirs: dict[str, dict[str, Path]],
+    report: FolderReport,
+) -> dict[str, Dataset]:
+    """One Dataset per part from the decoded rows; records each part's image count and the
+    classes left with no readable image."""
+    classes = report.classes
     labels = np.array([item[1] for item in readable], dtype=np.int64)
     splits = np.array([item[0] for item in readable])
     paths = [str(item[2]) for item in readable]
-
     parts: dict[str, Dataset] = {}
     for split in class_dirs:
         mask = keep & (splits == split)
@@ -365,18 +423,10 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
             take_rows(images, index),
             labels[index],
             classes,
-            source=f"{PREFIX}{split} ({root})",
+            source=f"{PREFIX}{split} ({report.root})",
             ids=[paths[i] for i in index],
         )
-    if report.empty_classes and not options.allow_empty:
-        raise DataError(
-            f"{root}: class folder(s) with no readable image: {', '.join(report.empty_classes)}; "
-            "add images, remove the folder, or pass allow_empty=1 "
-            '("folder:PATH?allow_empty=1")'
-        )
-    if "train" not in parts:
-        raise DataError(f"{root}: no readable training images")
-    return FolderData(parts=parts, report=report)
+    return parts
 
 
 def _unreadable(report: FolderReport, path: Path, error: DataError, options: FolderOptions) -> None:
