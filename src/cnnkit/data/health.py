@@ -232,117 +232,102 @@ def _balance(report: HealthReport) -> None:
 
 
 def _files(report: HealthReport, folder: FolderReport) -> None:
-    add = report.findings.append
-    if folder.empty_classes:
-        add(
-            Finding(
-                "error",
-                "files",
-                f"{len(folder.empty_classes)} class folder(s) hold no readable image; training "
-                "fails on them (add images, remove the folder, or allow_empty=1)",
-                tuple(folder.empty_classes[:EXAMPLES]),
-            )
-        )
-    if folder.unreadable:
-        add(
-            Finding(
-                "warning",
-                "files",
-                f"{len(folder.unreadable)} unreadable file(s) skipped (corrupt, truncated or "
-                "not an image)",
-                tuple(f"{path}: {reason}" for path, reason in folder.unreadable[:EXAMPLES]),
-            )
-        )
-    if folder.missing_classes:
-        add(
-            Finding(
-                "warning",
-                "files",
-                f"{len(folder.missing_classes)} class folder(s) missing from a split",
-                tuple(folder.missing_classes[:EXAMPLES]),
-            )
-        )
-    if folder.extension_mismatch:
-        add(
-            Finding(
-                "warning",
-                "files",
-                f"{len(folder.extension_mismatch)} file(s) whose extension does not match "
-                "their content (read by content)",
-                tuple(f"{p} is {fmt}" for p, fmt in folder.extension_mismatch[:EXAMPLES]),
-            )
-        )
-    if folder.hidden:
-        add(
-            Finding(
-                "info",
-                "files",
-                f"{len(folder.hidden)} hidden file(s)/folder(s) ignored",
-                tuple(folder.hidden[:EXAMPLES]),
-            )
-        )
-    if folder.links_out:
-        add(
-            Finding(
-                "warning",
-                "files",
-                f"{len(folder.links_out)} link(s) to folders outside their class folder not "
-                "followed (copy the images in, or link the files themselves)",
-                tuple(folder.links_out[:EXAMPLES]),
-            )
-        )
-    if folder.ignored:
-        add(
-            Finding(
-                "info",
-                "files",
-                f"{len(folder.ignored)} entr(y/ies) outside the class folders ignored",
-                tuple(folder.ignored[:EXAMPLES]),
-            )
-        )
+    """What the folder reader noticed, as findings: one per row below whose test holds."""
     h, w = folder.size
-    if len(folder.sizes) > 1 or folder.fitted:
-        others = sum(n for size, n in folder.sizes.items() if size != folder.size)
-        add(
-            Finding(
-                "warning",
-                "sizes",
-                f"{len(folder.sizes)} different sizes; {len(folder.fitted)} image(s) brought to "
-                f"{h}x{w} (height x width) by fit={folder.fit} ({others} of other sizes by header)",
-                tuple(f"{sh}x{sw}: {n}" for (sh, sw), n in folder.sizes.most_common(EXAMPLES)),
-            )
-        )
+    colour = "grey" if folder.channels == 1 else "RGB"
+    other_sizes = sum(n for size, n in folder.sizes.items() if size != folder.size)
+    modes = sum(folder.modes.values())
     grey = sum(n for mode, n in folder.modes.items() if mode in GREY_MODES)
-    if grey and grey != sum(folder.modes.values()):
-        add(
-            Finding(
-                "warning",
-                "channels",
-                f"grey and colour images mixed ({grey} grey of {sum(folder.modes.values())}); "
-                f"all were made {'grey' if folder.channels == 1 else 'RGB'} "
-                "(channels=1 or 3 chooses)",
-                tuple(f"{mode}: {n}" for mode, n in folder.modes.most_common(EXAMPLES)),
-            )
-        )
-    if folder.conversions:
-        add(
-            Finding(
-                "info",
-                "channels",
-                f"{sum(folder.conversions.values())} image(s) converted to "
-                f"{'grey' if folder.channels == 1 else 'RGB'} uint8",
-                tuple(f"{what}: {n}" for what, n in folder.conversions.most_common(EXAMPLES)),
-            )
-        )
-    if folder.rotated:
-        add(
-            Finding(
-                "info",
-                "files",
-                f"{len(folder.rotated)} image(s) turned upright by their EXIF orientation",
-                tuple(folder.rotated[:EXAMPLES]),
-            )
-        )
+    # (test, level, topic, message, examples)
+    rows: list[tuple[object, str, str, str, Sequence[str]]] = [
+        (
+            folder.empty_classes,
+            "error",
+            "files",
+            f"{len(folder.empty_classes)} class folder(s) hold no readable image; training "
+            "fails on them (add images, remove the folder, or allow_empty=1)",
+            folder.empty_classes[:EXAMPLES],
+        ),
+        (
+            folder.unreadable,
+            "warning",
+            "files",
+            f"{len(folder.unreadable)} unreadable file(s) skipped (corrupt, truncated or "
+            "not an image)",
+            [f"{path}: {reason}" for path, reason in folder.unreadable[:EXAMPLES]],
+        ),
+        (
+            folder.missing_classes,
+            "warning",
+            "files",
+            f"{len(folder.missing_classes)} class folder(s) missing from a split",
+            folder.missing_classes[:EXAMPLES],
+        ),
+        (
+            folder.extension_mismatch,
+            "warning",
+            "files",
+            f"{len(folder.extension_mismatch)} file(s) whose extension does not match "
+            "their content (read by content)",
+            [f"{p} is {fmt}" for p, fmt in folder.extension_mismatch[:EXAMPLES]],
+        ),
+        (
+            folder.hidden,
+            "info",
+            "files",
+            f"{len(folder.hidden)} hidden file(s)/folder(s) ignored",
+            folder.hidden[:EXAMPLES],
+        ),
+        (
+            folder.links_out,
+            "warning",
+            "files",
+            f"{len(folder.links_out)} link(s) to folders outside their class folder not "
+            "followed (copy the images in, or link the files themselves)",
+            folder.links_out[:EXAMPLES],
+        ),
+        (
+            folder.ignored,
+            "info",
+            "files",
+            f"{len(folder.ignored)} entr(y/ies) outside the class folders ignored",
+            folder.ignored[:EXAMPLES],
+        ),
+        (
+            len(folder.sizes) > 1 or folder.fitted,
+            "warning",
+            "sizes",
+            f"{len(folder.sizes)} different sizes; {len(folder.fitted)} image(s) brought to "
+            f"{h}x{w} (height x width) by fit={folder.fit} ({other_sizes} of other sizes by "
+            "header)",
+            [f"{sh}x{sw}: {n}" for (sh, sw), n in folder.sizes.most_common(EXAMPLES)],
+        ),
+        (
+            grey and grey != modes,
+            "warning",
+            "channels",
+            f"grey and colour images mixed ({grey} grey of {modes}); all were made {colour} "
+            "(channels=1 or 3 chooses)",
+            [f"{mode}: {n}" for mode, n in folder.modes.most_common(EXAMPLES)],
+        ),
+        (
+            folder.conversions,
+            "info",
+            "channels",
+            f"{sum(folder.conversions.values())} image(s) converted to {colour} uint8",
+            [f"{what}: {n}" for what, n in folder.conversions.most_common(EXAMPLES)],
+        ),
+        (
+            folder.rotated,
+            "info",
+            "files",
+            f"{len(folder.rotated)} image(s) turned upright by their EXIF orientation",
+            folder.rotated[:EXAMPLES],
+        ),
+    ]
+    for found, level, topic, text, examples in rows:
+        if found:
+            report.findings.append(Finding(level, topic, text, tuple(examples)))
 
 
 # -- duplicates -----------------------------------------------------------------------------
