@@ -243,27 +243,41 @@ def make_splits(
     source = get_source(name)
     train = data.parts["train"]
     val, test = data.parts.get("val"), data.parts.get("test")
-    pool = len(train)
-    if test is None:
-        size = source.test_size if test_size is None else test_size
-        if size:
-            train, test = hold_out(
-                train, held_out_count(size, pool), seed=seed, part="test", group_by=group_by
-            )
-    elif test_size:
-        raise ConfigError(
-            f"{name} has its own test split; --test-size applies only to sources without "
-            "one (a folder without a test/ folder)"
-        )
-    if val is None:
-        size = source.val_size if val_size is None else val_size
-        if size:
-            train, val = hold_out(
-                train, held_out_count(size, pool), seed=seed, part="validation", group_by=group_by
-            )
-    elif val_size:
-        raise ConfigError(f"{name} has its own validation split (a val/ folder); drop --val-size")
+    pool = len(train)  # sizes given as fractions are fractions of the whole train part
+    own = "has its own test split; --test-size applies only to sources without one (a folder "
+    own += "without a test/ folder)"
+    train, test = _held_out(
+        name, train, test, test_size, source.test_size, pool, seed, group_by, "test", own
+    )
+    own = "has its own validation split (a val/ folder); drop --val-size"
+    train, val = _held_out(
+        name, train, val, val_size, source.val_size, pool, seed, group_by, "validation", own
+    )
     return Splits(train=train, val=val, test=test)
+
+
+def _held_out(
+    name: str,
+    train: Dataset,
+    own: Dataset | None,
+    size: int | float | None,
+    default: int | float,
+    pool: int,
+    seed: int,
+    group_by: str | None,
+    part: str,
+    has_own: str,
+) -> tuple[Dataset, Dataset | None]:
+    """``(train, part)``: the source's own part, or ``size`` (default ``default``) samples
+    held out of ``train``; a size for a part the source has is an error (``has_own``)."""
+    if own is not None:
+        if size:
+            raise ConfigError(f"{name} {has_own}")
+        return train, own
+    size = default if size is None else size
+    if not size:
+        return train, None
+    return hold_out(train, held_out_count(size, pool), seed=seed, part=part, group_by=group_by)
 
 
 def load_dataset(

@@ -37,17 +37,12 @@ Shape = tuple[int, int, int]
 )
 def minimal(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequential:
     """SPEC §5 item 3: Conv2D(32, 3x3, relu) -> Flatten -> Dense(128, relu) -> Dense(10)."""
-    model = Sequential(
-        [
-            Input(input_shape),
-            Conv2D(32, 3, activation="relu"),
-            Flatten(),
-            Dense(128, activation="relu"),
-            Dense(num_classes),
-        ],
-        name="minimal",
-    )
-    return initialize(model, init)
+    layers = [
+        Conv2D(32, 3, activation="relu"),
+        Flatten(),
+        Dense(128, activation="relu"),
+    ]
+    return _stack("minimal", layers, input_shape=input_shape, num_classes=num_classes, init=init)
 
 
 @register_model(
@@ -57,18 +52,21 @@ def minimal(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Seq
 )
 def two_conv(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequential:
     """SPEC §5 item 4: 2x Conv2D(50, 3x3, same, relu) -> MaxPool 2x2/2 -> Dense(512) -> 10."""
-    model = Sequential(
-        [
-            Input(input_shape),
-            Conv2D(50, 3, padding="same", activation="relu"),
-            Conv2D(50, 3, padding="same", activation="relu"),
-            MaxPooling2D(2, 2),
-            Flatten(),
-            Dense(512, activation="relu"),
-            Dense(num_classes),
-        ],
-        name="two_conv",
-    )
+    layers = [
+        Conv2D(50, 3, padding="same", activation="relu"),
+        Conv2D(50, 3, padding="same", activation="relu"),
+        MaxPooling2D(2, 2),
+        Flatten(),
+        Dense(512, activation="relu"),
+    ]
+    return _stack("two_conv", layers, input_shape=input_shape, num_classes=num_classes, init=init)
+
+
+def _stack(
+    name: str, layers: Sequence[Layer], *, input_shape: Shape, num_classes: int, init: str
+) -> Sequential:
+    """``Input -> layers -> Dense(num_classes)`` (the logits head), named and initialised."""
+    model = Sequential([Input(input_shape), *layers, Dense(num_classes)], name=name)
     return initialize(model, init)
 
 
@@ -90,9 +88,8 @@ def build_vgg(
         layers.append(Dense(4096, activation="relu"))
         if dropout:
             layers.append(Dropout(dropout))
-    layers.append(Dense(num_classes))
     name = f"vgg{blocks + (1 if dropout else 0)}"
-    return initialize(Sequential([Input(input_shape), *layers], name=name), init)
+    return _stack(name, layers, input_shape=input_shape, num_classes=num_classes, init=init)
 
 
 def _register_vgg(name: str, blocks: int, dropout: float | None, text: str) -> None:
@@ -120,26 +117,21 @@ def bn_cnn(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequ
     """SPEC §5 item 6: Conv2D(64, 9x9, stride 2, valid, relu) -> MaxPool -> BatchNorm ->
     Conv2D(128, 3x3, relu) -> MaxPool -> BatchNorm -> Flatten -> Dropout(0.5) ->
     Dense(256, relu) -> Dropout(0.2) -> Dense(64, relu) -> Dropout(0.1) -> Dense(10)."""
-    model = Sequential(
-        [
-            Input(input_shape),
-            Conv2D(64, 9, strides=2, padding="valid", activation="relu"),
-            MaxPooling2D(2),
-            BatchNormalization(),
-            Conv2D(128, 3, activation="relu"),
-            MaxPooling2D(2),
-            BatchNormalization(),
-            Flatten(),
-            Dropout(0.5),
-            Dense(256, activation="relu"),
-            Dropout(0.2),
-            Dense(64, activation="relu"),
-            Dropout(0.1),
-            Dense(num_classes),
-        ],
-        name="bn_cnn",
-    )
-    return initialize(model, init)
+    layers = [
+        Conv2D(64, 9, strides=2, padding="valid", activation="relu"),
+        MaxPooling2D(2),
+        BatchNormalization(),
+        Conv2D(128, 3, activation="relu"),
+        MaxPooling2D(2),
+        BatchNormalization(),
+        Flatten(),
+        Dropout(0.5),
+        Dense(256, activation="relu"),
+        Dropout(0.2),
+        Dense(64, activation="relu"),
+        Dropout(0.1),
+    ]
+    return _stack("bn_cnn", layers, input_shape=input_shape, num_classes=num_classes, init=init)
 
 
 @register_model(
@@ -150,21 +142,16 @@ def bn_cnn(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequ
 def video_seq(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequential:
     """SPEC §5 item 7a: Conv2D(32, 3, valid, relu) -> MaxPool -> Conv2D(64, 3, relu) ->
     MaxPool -> Conv2D(128, 3, relu) -> Flatten -> Dense(64, relu) -> Dense(10) logits."""
-    model = Sequential(
-        [
-            Input(input_shape),
-            Conv2D(32, 3, padding="valid", activation="relu"),
-            MaxPooling2D(),
-            Conv2D(64, 3, activation="relu"),
-            MaxPooling2D(),
-            Conv2D(128, 3, activation="relu"),
-            Flatten(),
-            Dense(64, activation="relu"),
-            Dense(num_classes),
-        ],
-        name="video_seq",
-    )
-    return initialize(model, init)
+    layers = [
+        Conv2D(32, 3, padding="valid", activation="relu"),
+        MaxPooling2D(),
+        Conv2D(64, 3, activation="relu"),
+        MaxPooling2D(),
+        Conv2D(128, 3, activation="relu"),
+        Flatten(),
+        Dense(64, activation="relu"),
+    ]
+    return _stack("video_seq", layers, input_shape=input_shape, num_classes=num_classes, init=init)
 
 
 @register_model(
