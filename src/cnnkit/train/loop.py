@@ -242,10 +242,10 @@ def fit(
     }
     if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
         callbacks = [*callbacks, ProgressBar(verbose=verbose)]
-    listeners = CallbackList(callbacks)
-    listeners.set_state(state)
+    callback_list = CallbackList(callbacks)
+    callback_list.set_state(state)
     position = Resumable(
-        state, optimizer=optimizer, scaler=scaler, callbacks=listeners, device=device
+        state, optimizer=optimizer, scaler=scaler, callbacks=callback_list, device=device
     )
     state.snapshot = position.snapshot
 
@@ -253,21 +253,19 @@ def fit(
     if resume is not None:
         position.restore(resume, steps_per_epoch=steps, epochs=epochs)
 
-    listeners.on_train_begin()
+    callback_list.on_train_begin()
     try:
         with _ctrl_c_flag(enabled=distributed is None) as interrupted:
             for epoch in range(position.epoch, epochs):
                 state.epoch = epoch
-                listeners.on_epoch_begin(epoch)
+                callback_list.on_epoch_begin(epoch)
                 model.train()
                 # 6. Running sums stay on the device (no host sync per step); a resumed
                 #    epoch starts from the sums, time and augmentation stream it had.
                 totals = position.epoch_totals(epoch, seed=seed, metrics=len(metrics))
-                state.epoch_seen, state.epoch_totals = (
-                    totals.seen,
-                    (totals.loss_sum, totals.correct),
-                )
-                first = position.batch if epoch == position.epoch else 0
+                state.epoch_seen = totals.seen
+                state.epoch_totals = (totals.loss_sum, totals.correct)
+                first = position.batch
                 batches = source.batches(
                     epoch=epoch,
                     batch_size=batch_size,
@@ -310,11 +308,11 @@ def fit(
                     )
                     state.epoch_seen, state.batch_loss = totals.seen, batch_loss
                     state.step += 1
-                    listeners.on_train_batch_end(batch)
+                    callback_list.on_train_batch_end(batch)
                     # 12. Ctrl-C: stop here, let callbacks save a resumable checkpoint.
                     if interrupted.is_set():
                         position.stopped_in_epoch(epoch, batch, totals)
-                        _stop(state, listeners)
+                        _stop(state, callback_list)
                 # 13. The epoch's logs: train metrics summed over processes, validation.
                 logs = _epoch_logs(epoch, totals, metrics, distributed)
                 if val is not None:
@@ -328,12 +326,12 @@ def fit(
                 state.history.append(logs)
                 # 14. Callbacks react (stop, lower the rate, checkpoint from the next epoch).
                 position.finished_epoch(epoch)
-                listeners.on_epoch_end(epoch, logs)
+                callback_list.on_epoch_end(epoch, logs)
                 if interrupted.is_set():
-                    _stop(state, listeners)
+                    _stop(state, callback_list)
                 if state.stop_training:
                     break
-        listeners.on_train_end()
+        callback_list.on_train_end()
     finally:
         if channels_last:  # hand the model back in the layout it came in
             model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
