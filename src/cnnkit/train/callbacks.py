@@ -28,6 +28,7 @@ from torch import nn
 
 from cnnkit.atomic import atomic_open, write_json
 from cnnkit.errors import ConfigError, TrainingError
+from cnnkit.run_files import HISTORY, HISTORY_CSV
 
 log = logging.getLogger(__name__)
 
@@ -286,7 +287,7 @@ class HistoryWriter(Callback):
         if not self.state.is_main:
             return
         history = self.state.history
-        write_json(self.directory / "history.json", history)
+        write_json(self.directory / HISTORY, history)
         columns: list[str] = []
         for row in history:
             columns.extend(k for k in row if k not in columns)
@@ -294,7 +295,7 @@ class HistoryWriter(Callback):
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(history)
-        with atomic_open(self.directory / "history.csv", "w") as handle:
+        with atomic_open(self.directory / HISTORY_CSV, "w") as handle:
             handle.write(buffer.getvalue())
 
 

@@ -19,9 +19,8 @@ from torch import nn
 
 from cnnkit.atomic import write_path_atomically
 from cnnkit.errors import RunError
+from cnnkit.run_files import CHECKPOINTS, LAST
 
-CHECKPOINTS = "checkpoints"  # folder inside a run directory
-LAST = "last.pt"
 BEST = "best.pt"
 FORMAT = 1  # bumped when the snapshot layout changes
 
