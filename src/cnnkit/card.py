@@ -43,6 +43,7 @@ from cnnkit.fields import MAX_CLASSES, FieldChecker
 from cnnkit.run_files import SPLIT_FILE
 
 FORMAT = 2  # the run card layout this cnnkit writes (1: cards without a "format" field)
+TorchDevice = torch.device  # (Environment has a field named torch)
 STATUSES = ("training", "finished", "interrupted", "failed")
 DAMAGED = "the run card was changed or damaged"
 
@@ -289,7 +290,7 @@ class Environment:
     world_size: int | None = None
 
     @classmethod
-    def describe(cls, device: torch.device, *, world_size: int | None = None) -> Environment:
+    def describe(cls, device: TorchDevice, *, world_size: int | None = None) -> Environment:
         """This machine, training on ``device``."""
         import numpy
 
@@ -480,9 +481,7 @@ def _check_training(check: FieldChecker, training: dict[str, Any]) -> None:
 
 def _preprocessing(check: FieldChecker, value: dict[str, Any]) -> Preprocessing:
     """The card's input contract, every field checked (``preprocessing.*``)."""
-    check.keys(
-        value, "preprocessing", required=("input_shape", "mean", "std", "fit"), allowed=()
-    )
+    check.keys(value, "preprocessing", required=("input_shape", "mean", "std", "fit"), allowed=())
     check.shape(value["input_shape"], "preprocessing.input_shape")
     channels = value["input_shape"][0]
     for key in ("mean", "std"):

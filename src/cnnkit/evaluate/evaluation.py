@@ -22,6 +22,7 @@ from cnnkit.run_files import METRICS, predictions_name
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, repr=False)
 class Evaluation:
     """One split of a run measured: the data, the predictions and the metrics.

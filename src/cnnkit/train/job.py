@@ -454,6 +454,7 @@ def resume_training(
 
 def _load_splits(config: TrainConfig, run: Run | None) -> Splits:
     """The config's data; when resuming ``run``, exactly the samples it recorded, or an error."""
+
     def load(split_file: str | None) -> Splits:
         return load_dataset(
             config.data,
@@ -510,7 +511,7 @@ def _train(
             model, model_record = run.new_model(), run.card.model.to_dict()
         is_main = context is None or context.is_main
         created = run is None
-        before: dict[str, Any] | None = None
+        before: RunCard | None = None
         if run is None:
             label = describe_model(config.model)
             if not isinstance(config.model, str):
