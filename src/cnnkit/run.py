@@ -29,17 +29,20 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from cnnkit.atomic import write_json, write_path_atomically
-from cnnkit.card import RunCard
-from cnnkit.data.dataset import Dataset
+from cnnkit.card import DataRecord, RunCard
+from cnnkit.data.dataset import Dataset, Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import CnnkitError, DataError, RunError
 from cnnkit.run_files import CARD, RunFiles
+
+if TYPE_CHECKING:
+    from cnnkit.transfer.sample import Sample
 
 
 class Run:
@@ -153,6 +156,61 @@ class Run:
         card = dataclasses.replace(self.card, **changes)
         self.write_card(card)
         return card
+
+    def record_data(
+        self,
+        data: str,
+        data_dir: str | None,
+        splits: Splits,
+        *,
+        seed: int,
+        val_size: int | float | None,
+        test_size: int | float | None,
+        group_by: str | None = None,
+        from_split_file: str | None = None,
+        sample: tuple[Sample, Splits] | None = None,
+    ) -> DataRecord:
+        """Write the run's split file (every sample of ``splits``, so evaluation and later
+        runs read the same ones) and return the card's data record.
+
+        Args:
+            data: the data source, as the user named it.
+            data_dir: the folder its files were read from, if not the default.
+            splits: the parts made (hold-outs of ``val_size``/``test_size``, ``seed``,
+                ``group_by``; or the parts of ``from_split_file``).
+            sample: how samples were drawn from ``splits`` and the parts drawn, when the
+                run trained on those (fine-tuning on N per class): the record's sizes and
+                fingerprints are then the sample's, and it says how to draw it again.
+        """
+        from cnnkit.data.sources import canonical_source, data_root
+        from cnnkit.data.split import split_record, write_split_file
+
+        source = canonical_source(data)
+        write_split_file(
+            self.files.split,
+            split_record(
+                splits,
+                source=source,
+                root=data_root(data, data_dir),
+                seed=seed,
+                val_size=val_size,
+                test_size=test_size,
+                group_by=group_by,
+                from_split_file=from_split_file,
+            ),
+        )
+        drawn, how = (splits, None) if sample is None else (sample[1], sample[0])
+        return DataRecord.of_splits(
+            source,
+            data_dir,
+            drawn,
+            seed=seed,
+            val_size=val_size,
+            test_size=test_size,
+            group_by=group_by,
+            subsets=how.records() if how is not None else None,
+            sample=how.describe() if how is not None else None,
+        )
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from cnnkit.augment.spec import parse_augment
-from cnnkit.card import DataRecord, Environment, ModelRecord, RunCard, timestamp
+from cnnkit.card import Environment, ModelRecord, RunCard, timestamp
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.data.sources import canonical_source, data_root, fit_rule, get_source, load_dataset
-from cnnkit.data.split import group_ids, split_record, write_split_file
+from cnnkit.data.sources import data_root, fit_rule, get_source, load_dataset
+from cnnkit.data.split import group_ids
 from cnnkit.devices import resolve_device
 from cnnkit.errors import (
     CnnkitError,
@@ -651,35 +651,21 @@ def _write_card(
     started: float,
     context: DistributedContext | None,
 ) -> None:
-    # the exact parts, so evaluation and later runs (--split-file RUN) read the same samples
-    source = canonical_source(config.data)
-    write_split_file(
-        run.files.split,
-        split_record(
-            splits,
-            source=source,
-            root=data_root(config.data, config.data_dir),
-            seed=config.seed,
-            val_size=config.val_size,
-            test_size=config.test_size,
-            group_by=config.group_by,
-            from_split_file=config.split_file,
-        ),
-    )
     run.write_card(
         RunCard(
             name=run.path.name,
             created=timestamp(started),
             config=dataclasses.asdict(config),
             model=ModelRecord.of_model(model_record, model),
-            data=DataRecord.of_splits(
-                source,
+            data=run.record_data(
+                config.data,
                 config.data_dir,
                 splits,
                 seed=config.seed,
                 val_size=config.val_size,
                 test_size=config.test_size,
                 group_by=config.group_by,
+                from_split_file=config.split_file,
             ),
             preprocessing=preprocessing,
             environment=Environment.describe(

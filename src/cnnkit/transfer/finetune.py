@@ -25,17 +25,10 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from cnnkit.card import DataRecord, Environment, ModelRecord, RunCard, timestamp
+from cnnkit.card import Environment, ModelRecord, RunCard, timestamp
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.data.sources import (
-    canonical_source,
-    data_root,
-    fit_rule,
-    get_source,
-    load_dataset,
-)
-from cnnkit.data.split import split_record, write_split_file
+from cnnkit.data.sources import fit_rule, get_source, load_dataset
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, did_you_mean
 from cnnkit.evaluate.layers import layer_path
@@ -340,22 +333,6 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
     run = create_run(
         config.runs_dir, config.name, model=f"finetune-{config.backbone}", data=config.data
     )
-    # the full split goes in the split file (as `cnnkit train` writes it); the sample drawn
-    # from each part is re-drawn by Run.load_data from data.subsets
-    source = canonical_source(config.data)
-    write_split_file(
-        run.files.split,
-        split_record(
-            full,
-            source=source,
-            root=data_root(config.data, config.data_dir),
-            seed=config.seed,
-            val_size=sample.holdout,
-            test_size=None,
-            group_by=None,
-            from_split_file=None,
-        ),
-    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     run.write_card(
         RunCard(
@@ -365,15 +342,16 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
             # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
             config={**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
             model=ModelRecord.of_model(record, model),
-            data=DataRecord.of_splits(
-                source,
+            # the full split goes in the split file (as `cnnkit train` writes it); the sample
+            # drawn from each part is re-drawn by Run.load_data from data.subsets
+            data=run.record_data(
+                config.data,
                 config.data_dir,
-                splits,
+                full,
                 seed=config.seed,
                 val_size=sample.holdout,
                 test_size=None,
-                subsets=sample.records(),
-                sample=sample.describe(),
+                sample=(sample, splits),
             ),
             preprocessing=preprocessing,
             environment=Environment.describe(device),
