@@ -10,9 +10,10 @@ A :class:`RunCard` has one section per concern, each a dataclass with ``to_dict`
 - ``preprocessing`` — the input contract, a :class:`~cnnkit.data.preprocess.Preprocessing`
   (channels, size, resize rule, mean and std);
 - :class:`Environment` — versions and hardware;
+- :class:`TransferRecord` — for fine-tuned runs, the backbone and what was frozen;
 - the status fields (``status``, ``error``, ``created``, ``train_seconds``, ...), the
   ``config`` the job ran with, the ``training`` decisions taken (best epoch, early stop, LR
-  reductions, precision), and for fine-tuned runs the ``transfer`` record.
+  reductions, precision).
 
 Reading checks every field's type and range and that the sections agree (class names per
 class, input shapes); the first problem is one :class:`~cnnkit.errors.RunError` naming the
@@ -329,6 +330,62 @@ class Environment:
         return cls(**value)
 
 
+@dataclass(frozen=True)
+class TransferRecord:
+    """How a fine-tuned run was made from a pretrained backbone.
+
+    Attributes:
+        backbone: the backbone's name (``efficientnet_lite0``, ``run:PATH``).
+        backbone_digest: SHA-256 of its pretrained weights.
+        backbone_input: what the backbone takes: ``shape``, ``mean``, ``std``, ``color_order``.
+        freeze: what was frozen (``all``, ``none``, ``until:LAYER``).
+        frozen_parameter_tensors: parameter tensors frozen at the start.
+        frozen_batchnorm_layers: batch-norm layers kept in inference mode.
+        trainable_parameters_at_start: parameters trained from the first epoch.
+        unfreeze_after: the epoch after which everything was unfrozen, if any.
+        lr: learning rates of the ``head`` and the ``backbone``.
+    """
+
+    backbone: str
+    backbone_digest: str
+    backbone_input: dict[str, Any]
+    freeze: str
+    frozen_parameter_tensors: int
+    frozen_batchnorm_layers: int
+    trainable_parameters_at_start: int
+    unfreeze_after: int | None
+    lr: dict[str, float]
+
+    def describe(self) -> str:
+        """``fine-tuned (freeze until:blocks.10, all unfrozen after 2 epochs)``."""
+        after = f", all unfrozen after {self.unfreeze_after} epochs" if self.unfreeze_after else ""
+        return f"fine-tuned (freeze {self.freeze}{after})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, value: Any, file: str | os.PathLike[str]) -> TransferRecord:
+        check = _checker(file)
+        check.mapping(value, "transfer")
+        names = [f.name for f in dataclasses.fields(cls)]
+        check.keys(value, "transfer", required=names)
+        for key in ("backbone", "backbone_digest", "freeze"):
+            check.text(value[key], f"transfer.{key}")
+        for key in ("frozen_parameter_tensors", "frozen_batchnorm_layers"):
+            check.integer(value[key], f"transfer.{key}", low=0)
+        check.integer(
+            value["trainable_parameters_at_start"], "transfer.trainable_parameters_at_start", low=0
+        )
+        if value["unfreeze_after"] is not None:
+            check.integer(value["unfreeze_after"], "transfer.unfreeze_after", low=1)
+        check.mapping(value["backbone_input"], "transfer.backbone_input")
+        check.mapping(value["lr"], "transfer.lr")
+        for key, rate in value["lr"].items():
+            check.number(rate, f"transfer.lr.{key}", low=0)
+        return cls(**value)
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -361,7 +418,7 @@ class RunCard:
         error: why the job failed.
         training: the decisions taken during training (``best_epoch``, ``stopped_epoch``,
             ``monitor``, ``precision``, ``lr_reductions``, ``interrupted``, ...).
-        transfer: the fine-tuning record (backbone, freezing, learning rates), if any.
+        transfer: how a fine-tuned run was made (backbone, freezing, learning rates).
         class_weights: per class, the weight of its loss (``--class-weight balanced``).
         train_seconds: seconds spent in training epochs.
         total_seconds: seconds from the job's start to its end.
@@ -377,7 +434,7 @@ class RunCard:
     status: str = "training"
     error: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
-    transfer: dict[str, Any] | None = None
+    transfer: TransferRecord | None = None
     class_weights: dict[str, float] | None = None
     train_seconds: float | None = None
     total_seconds: float | None = None
@@ -400,7 +457,9 @@ class RunCard:
             "environment": self.environment.to_dict(),
             "training": self.training,
         }
-        for key in ("error", "transfer", "class_weights", "train_seconds", "total_seconds"):
+        if self.transfer is not None:
+            card["transfer"] = self.transfer.to_dict()
+        for key in ("error", "class_weights", "train_seconds", "total_seconds"):
             if getattr(self, key) is not None:
                 card[key] = getattr(self, key)
         return card
@@ -428,9 +487,8 @@ class RunCard:
                 check.number(card[key], key, low=0)
         for key in ("config", "model", "data", "preprocessing", "environment", "training"):
             check.mapping(card.get(key, {}), key)
-        for key in ("transfer", "class_weights"):
-            if card.get(key) is not None:
-                check.mapping(card[key], key)
+        if card.get("class_weights") is not None:
+            check.mapping(card["class_weights"], "class_weights")
         for key, weight in (card.get("class_weights") or {}).items():
             check.number(weight, f"class_weights.{key}", low=0)
         _check_training(check, card.get("training", {}))
@@ -459,7 +517,9 @@ class RunCard:
             status=card.get("status", "training"),
             error=card.get("error"),
             training=card.get("training", {}),
-            transfer=card.get("transfer"),
+            transfer=None
+            if card.get("transfer") is None
+            else TransferRecord.from_dict(card["transfer"], file),
             class_weights=card.get("class_weights"),
             train_seconds=card.get("train_seconds"),
             total_seconds=card.get("total_seconds"),

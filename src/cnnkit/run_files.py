@@ -18,6 +18,7 @@ METRICS = "metrics.json"  # final metrics, one entry per split
 SPLIT_FILE = "split.json"  # the exact samples of each split (cnnkit.data.split)
 CHECKPOINTS = "checkpoints"  # folder of training snapshots
 LAST = "last.pt"  # the snapshot --resume continues from, inside CHECKPOINTS
+BEST = "best.pt"  # the snapshot of the best epoch so far, inside CHECKPOINTS
 FILTERS_DIR = "filters"  # first-layer filters recorded during training
 EXPORT_DIR = "export"  # ONNX and torch.export files (cnnkit.export)
 PLOTS_DIR = "plots"  # the report's pictures

@@ -28,7 +28,7 @@ from torch import nn
 
 from cnnkit.atomic import atomic_open, write_json
 from cnnkit.errors import ConfigError, TrainingError
-from cnnkit.run_files import HISTORY, HISTORY_CSV
+from cnnkit.run_files import BEST, HISTORY, HISTORY_CSV, LAST
 
 log = logging.getLogger(__name__)
 
@@ -496,17 +496,17 @@ class ModelCheckpoint(Callback):
             self.state.summary["checkpoint_best_epoch"] = self.best_epoch
             if self.state.is_main:
                 self._write(
-                    "best.pt",
+                    BEST,
                     {"model": self.state.model.state_dict(), "epoch": epoch + 1, "logs": logs},
                 )
         if self.save_last and self.state.is_main and self.state.snapshot is not None:
-            self._write("last.pt", self.state.snapshot())
+            self._write(LAST, self.state.snapshot())
 
     def on_interrupt(self) -> None:
         if self.state.snapshot is None or not self.state.is_main:
             return
         if _model_is_finite(self.state.model):
-            self._write("last.pt", self.state.snapshot())
+            self._write(LAST, self.state.snapshot())
 
     def _write(self, name: str, payload: dict[str, Any]) -> None:
         from cnnkit.train.checkpoint import save_checkpoint

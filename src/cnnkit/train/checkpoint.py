@@ -21,7 +21,6 @@ from cnnkit.atomic import write_path_atomically
 from cnnkit.errors import RunError
 from cnnkit.run_files import CHECKPOINTS, LAST
 
-BEST = "best.pt"
 FORMAT = 1  # bumped when the snapshot layout changes
 
 

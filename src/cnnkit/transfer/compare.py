@@ -174,15 +174,10 @@ def run_row(run_path: str, splits: Splits, *, device: torch.device | str = "cpu"
     scores = classification_metrics(
         network, splits.test, preprocessing=preprocessing, device=device
     )
-    transfer = card.transfer or {}
-    method = "saved run"
-    if transfer:
-        unfrozen = transfer.get("unfreeze_after")
-        after = f", all unfrozen after {unfrozen} epochs" if unfrozen else ""
-        method = f"fine-tuned (freeze {transfer['freeze']}{after})"
+    transfer = card.transfer
     return Row(
-        method=method,
-        backbone=transfer.get("backbone", card.model.name),
+        method=transfer.describe() if transfer is not None else "saved run",
+        backbone=transfer.backbone if transfer is not None else card.model.name,
         head="-",
         features=0,
         train_size=card.data.sizes.get("train", 0),

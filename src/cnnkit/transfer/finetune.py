@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from cnnkit.card import Environment, ModelRecord, RunCard, timestamp
+from cnnkit.card import Environment, ModelRecord, RunCard, TransferRecord, timestamp
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import fit_rule, get_source, load_dataset
@@ -355,22 +355,22 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
             ),
             preprocessing=preprocessing,
             environment=Environment.describe(device),
-            transfer={
-                "backbone": backbone.name,
-                "backbone_digest": backbone.digest(),
-                "backbone_input": {
+            transfer=TransferRecord(
+                backbone=backbone.name,
+                backbone_digest=backbone.digest(),
+                backbone_input={
                     "shape": list(model.adapter.input_shape),
                     "mean": list(backbone.mean),
                     "std": list(backbone.std),
                     "color_order": backbone.color_order,
                 },
-                "freeze": str(spec),
-                "frozen_parameter_tensors": len(frozen.parameters),
-                "frozen_batchnorm_layers": len(frozen.norms),
-                "trainable_parameters_at_start": trainable,
-                "unfreeze_after": config.unfreeze_after,
-                "lr": {"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
-            },
+                freeze=str(spec),
+                frozen_parameter_tensors=len(frozen.parameters),
+                frozen_batchnorm_layers=len(frozen.norms),
+                trainable_parameters_at_start=trainable,
+                unfreeze_after=config.unfreeze_after,
+                lr={"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
+            ),
         )
     )
     hooks: list[Callback] = [HistoryWriter(run.path)]
