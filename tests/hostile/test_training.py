@@ -66,6 +66,9 @@ DAMAGE = [
     (_set(["step"], "7"), "step must be a whole number"),
     (_set(["lr_scale"], math.nan), "lr_scale is nan"),
     (_set(["history"], {"a": 1}), "history must be a list of dicts"),
+    # found by test_fuzz_runs: a row without its time failed in Run.finish with a KeyError
+    (_set(["history"], [{}]), "history[0].epoch must be a whole number"),
+    (_set(["history"], [{"epoch": 1, "time": "1s"}]), "history[0].time must be a number"),
     (lambda s: s["model"].pop(CONV), f"lacks ['{CONV}']"),
     (lambda s: s["model"].__setitem__(CONV, torch.zeros(2, 2)), f"{CONV} has shape [2, 2]"),
     (lambda s: s["model"][CONV].view(-1).__setitem__(0, math.inf), f"{CONV} holds NaN"),
