@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnkit.card import FORMAT, RunCard
+from cnnkit.card import FORMAT, RunCard, SplitSettings
 from cnnkit.errors import RunError
 from cnnkit.evaluate.report import _templates
 from cnnkit.run import Run
@@ -52,7 +52,7 @@ def test_a_format_1_card_is_migrated_when_read() -> None:
     # the resize rule the training pictures were read with, recovered from the source once
     assert card.preprocessing.fit == "crop"
     # how the split was made moved from the config to the data record
-    assert (card.data.val_size, card.data.test_size, card.data.group_by) == (8, None, None)
+    assert card.data.split == SplitSettings(seed=0, val_size=8, test_size=None, group_by=None)
     assert card.model.input_shape == (1, 10, 14) and card.classes == ("bright", "dark")
     assert card.status == "finished" and card.environment.device == "cpu"
     written = card.to_dict()

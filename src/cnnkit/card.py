@@ -147,6 +147,28 @@ class ModelRecord:
 
 
 @dataclass(frozen=True)
+class SplitSettings:
+    """How a data source's parts were split (the keywords of ``load_dataset``/``make_splits``).
+
+    Attributes:
+        seed: seeds the split.
+        val_size: validation samples held out of train (count or fraction; None = the
+            source's default, 0 = none).
+        test_size: test samples held out for sources without a test part.
+        group_by: the regular expression that kept each sample's group in one part.
+    """
+
+    seed: int = 0
+    val_size: int | float | None = None
+    test_size: int | float | None = None
+    group_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as keyword arguments, in the order split files record them."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class DataRecord:
     """The data a run was trained on, and how it was split.
 
@@ -155,10 +177,8 @@ class DataRecord:
         classes: class names, in label order.
         data_dir: the folder the source's files were read from, if not the default.
         split_file: the run's split file (in the run folder) naming every split's samples.
-        split_seed: the seed of the split.
-        val_size: validation samples asked for (count or fraction; None = source default).
-        test_size: test samples asked for, for sources without a test part.
-        group_by: the regular expression that kept groups whole, if any.
+        split: how the parts were made (stored flat: ``split_seed``, ``val_size``,
+            ``test_size``, ``group_by``).
         sizes: samples per split.
         fingerprints: SHA-256 of each split's images and labels.
         origin: where each split's samples came from, in words.
@@ -171,10 +191,7 @@ class DataRecord:
     classes: tuple[str, ...]
     data_dir: str | None = None
     split_file: str | None = None
-    split_seed: int = 0
-    val_size: int | float | None = None
-    test_size: int | float | None = None
-    group_by: str | None = None
+    split: SplitSettings = SplitSettings()
     sizes: dict[str, int] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
     origin: dict[str, str] = field(default_factory=dict)
@@ -187,11 +204,8 @@ class DataRecord:
         source: str,
         data_dir: str | None,
         splits: Splits,
+        split: SplitSettings,
         *,
-        seed: int,
-        val_size: int | float | None,
-        test_size: int | float | None,
-        group_by: str | None = None,
         subsets: Mapping[str, Mapping[str, int]] | None = None,
         sample: str | None = None,
     ) -> DataRecord:
@@ -201,10 +215,7 @@ class DataRecord:
             classes=tuple(splits.train.classes),
             data_dir=data_dir,
             split_file=SPLIT_FILE,
-            split_seed=seed,
-            val_size=val_size,
-            test_size=test_size,
-            group_by=group_by,
+            split=split,
             sizes={name: len(ds) for name, ds in splits.items()},
             fingerprints={name: ds.fingerprint() for name, ds in splits.items()},
             origin={name: ds.source for name, ds in splits.items()},
@@ -219,6 +230,8 @@ class DataRecord:
     def to_dict(self) -> dict[str, Any]:
         record = dataclasses.asdict(self)
         record["classes"] = list(self.classes)
+        settings = record.pop("split")
+        record = {**record, "split_seed": settings.pop("seed"), **settings}
         for key in ("subsets", "sample"):
             if not record[key]:
                 del record[key]
@@ -228,7 +241,8 @@ class DataRecord:
     def from_dict(cls, value: Any, file: str | os.PathLike[str]) -> DataRecord:
         check = _checker(file)
         check.mapping(value, "data")
-        names = [f.name for f in dataclasses.fields(cls)]
+        names = [f.name for f in dataclasses.fields(cls) if f.name != "split"]
+        names += ["split_seed", "val_size", "test_size", "group_by"]
         check.keys(value, "data", required=("source", "classes"), allowed=names)
         check.text(value["source"], "data.source")
         classes = value["classes"]
@@ -250,10 +264,12 @@ class DataRecord:
             classes=tuple(classes),
             data_dir=value.get("data_dir"),
             split_file=value.get("split_file"),
-            split_seed=value.get("split_seed", 0),
-            val_size=value.get("val_size"),
-            test_size=value.get("test_size"),
-            group_by=value.get("group_by"),
+            split=SplitSettings(
+                seed=value.get("split_seed", 0),
+                val_size=value.get("val_size"),
+                test_size=value.get("test_size"),
+                group_by=value.get("group_by"),
+            ),
             sizes=_int_map(check, value.get("sizes", {}), "data.sizes"),
             fingerprints=_text_map(check, value.get("fingerprints", {}), "data.fingerprints"),
             origin=_text_map(check, value.get("origin", {}), "data.origin"),

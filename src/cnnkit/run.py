@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from cnnkit.atomic import write_json, write_path_atomically
-from cnnkit.card import DataRecord, RunCard
+from cnnkit.card import DataRecord, RunCard, SplitSettings
 from cnnkit.data.dataset import Dataset, Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import CnnkitError, DataError, RunError
@@ -162,11 +162,8 @@ class Run:
         data: str,
         data_dir: str | None,
         splits: Splits,
+        split: SplitSettings,
         *,
-        seed: int,
-        val_size: int | float | None,
-        test_size: int | float | None,
-        group_by: str | None = None,
         from_split_file: str | None = None,
         sample: tuple[Sample, Splits] | None = None,
     ) -> DataRecord:
@@ -176,8 +173,8 @@ class Run:
         Args:
             data: the data source, as the user named it.
             data_dir: the folder its files were read from, if not the default.
-            splits: the parts made (hold-outs of ``val_size``/``test_size``, ``seed``,
-                ``group_by``; or the parts of ``from_split_file``).
+            splits: the parts made (by ``split``, or as ``from_split_file`` names them).
+            split: how they were made.
             sample: how samples were drawn from ``splits`` and the parts drawn, when the
                 run trained on those (fine-tuning on N per class): the record's sizes and
                 fingerprints are then the sample's, and it says how to draw it again.
@@ -192,10 +189,7 @@ class Run:
                 splits,
                 source=source,
                 root=data_root(data, data_dir),
-                seed=seed,
-                val_size=val_size,
-                test_size=test_size,
-                group_by=group_by,
+                **split.to_dict(),
                 from_split_file=from_split_file,
             ),
         )
@@ -204,10 +198,7 @@ class Run:
             source,
             data_dir,
             drawn,
-            seed=seed,
-            val_size=val_size,
-            test_size=test_size,
-            group_by=group_by,
+            split,
             subsets=how.records() if how is not None else None,
             sample=how.describe() if how is not None else None,
         )
@@ -240,10 +231,7 @@ class Run:
             splits = make_splits(
                 data.source,
                 found,
-                val_size=data.val_size,
-                test_size=data.test_size,
-                seed=data.split_seed,
-                group_by=data.group_by,
+                **data.split.to_dict(),
                 # the exact parts, when the run recorded them
                 split_file=self.path / data.split_file if data.split_file else None,
             )

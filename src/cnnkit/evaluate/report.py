@@ -274,10 +274,10 @@ def _run_card(card: RunCard, model: nn.Module, evaluation: Evaluation) -> dict[s
             ("source", data.source),
             ("files", [f"{k}: {v}" for k, v in data.origin.items()]),
             ("split sizes", ", ".join(f"{k} {v:,}" for k, v in data.sizes.items())),
-            ("split seed", data.split_seed),
+            ("split seed", data.split.seed),
             (
                 "validation size asked",
-                "source default" if data.val_size is None else data.val_size,
+                "source default" if data.split.val_size is None else data.split.val_size,
             ),
             ("classes", f"{len(classes)}: " + ", ".join(classes[:30]) + more),
             ("fingerprints (SHA-256)", list(data.fingerprints.items())),

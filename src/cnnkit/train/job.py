@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from cnnkit.augment.spec import parse_augment
-from cnnkit.card import Environment, ModelRecord, RunCard, timestamp
+from cnnkit.card import Environment, ModelRecord, RunCard, SplitSettings, timestamp
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import data_root, fit_rule, get_source, load_dataset
@@ -661,10 +661,7 @@ def _write_card(
                 config.data,
                 config.data_dir,
                 splits,
-                seed=config.seed,
-                val_size=config.val_size,
-                test_size=config.test_size,
-                group_by=config.group_by,
+                SplitSettings(config.seed, config.val_size, config.test_size, config.group_by),
                 from_split_file=config.split_file,
             ),
             preprocessing=preprocessing,

@@ -25,7 +25,14 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from cnnkit.card import Environment, ModelRecord, RunCard, TransferRecord, timestamp
+from cnnkit.card import (
+    Environment,
+    ModelRecord,
+    RunCard,
+    SplitSettings,
+    TransferRecord,
+    timestamp,
+)
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import fit_rule, get_source, load_dataset
@@ -348,9 +355,7 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
                 config.data,
                 config.data_dir,
                 full,
-                seed=config.seed,
-                val_size=sample.holdout,
-                test_size=None,
+                SplitSettings(seed=config.seed, val_size=sample.holdout),
                 sample=(sample, splits),
             ),
             preprocessing=preprocessing,
