@@ -32,11 +32,11 @@ def load_average() -> str:
 def describe_machine() -> str:
     """One paragraph: CPU, cores, threads, bf16 support, GPU, versions, load."""
     from cnnkit import __version__
-    from cnnkit.run import describe_environment
+    from cnnkit.card import Environment
     from cnnkit.train.precision import cpu_has_native_bf16
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    cpu = describe_environment(torch.device("cpu"))["processor"]
+    cpu = Environment.describe(torch.device("cpu")).processor
     return (
         f"{cpu}, {os.cpu_count()} logical CPUs, torch threads "
         f"{torch.get_num_threads()}, native bf16 on CPU: {cpu_has_native_bf16()}, "

@@ -199,7 +199,7 @@ def run_method(method: str, source: str, seed: int, runs: str) -> tuple[float, f
             setup = f"{config.model} {config.epochs} ep"
         result = run_training(config)
         run, accuracy = result.run, result.metrics["test"]["accuracy"]
-    return accuracy, float(run.card["train_seconds"]), setup
+    return accuracy, float(run.card.train_seconds or 0.0), setup
 
 
 def main() -> None:

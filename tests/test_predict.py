@@ -15,7 +15,7 @@ from cnnkit.data.folder import folder_source_name, parse_folder_source
 from cnnkit.data.png_folder import MANIFEST, export_pngs
 from cnnkit.errors import ConfigError, DataError, RunError
 from cnnkit.evaluate.evaluation import evaluate_split
-from cnnkit.predict import InputSpec, Predictor, image_files, save_predictions
+from cnnkit.predict import Predictor, image_files, save_predictions
 from cnnkit.run import Run
 from tests.data import imagefiles as f
 
@@ -102,10 +102,15 @@ def test_predictor_agrees_with_evaluation_logits(trained, predictor, test_pngs) 
         )
 
 
-def test_images_are_decoded_by_the_runs_input_spec(predictor, tmp_path) -> None:
+def test_images_are_decoded_by_the_runs_input_contract(predictor, tmp_path) -> None:
     """A colour photo of another size is made grey and padded to 28x28, as training would."""
     photo = f.write(tmp_path / "photo.jpg", f.jpeg(f.rgb_array(3, height=40, width=80)))
-    assert predictor.spec == InputSpec(1, 28, 28, "pad")
+    assert predictor.preprocessing.describe_input() == {
+        "channels": 1,
+        "height": 28,
+        "width": 28,
+        "fit": "pad",
+    }
     loaded = predictor.load(photo)
     assert loaded.shape == (1, 28, 28) and loaded.dtype == torch.uint8
     from cnnkit.data.images import load_image
@@ -119,13 +124,24 @@ def test_images_are_decoded_by_the_runs_input_spec(predictor, tmp_path) -> None:
     assert raw.top == prediction.top  # bytes or path: the same decoding
 
 
-def test_fit_rule_comes_from_a_folder_runs_source(trained, tmp_path) -> None:
+def test_the_resize_rule_is_read_from_the_card_not_from_the_source(trained, tmp_path) -> None:
+    card = trained.read_json("run.json")
+    assert card["format"] == 2 and card["preprocessing"]["fit"] == "pad"
+    card["preprocessing"]["fit"] = "crop"  # recorded: wins over what the source's name says
+    copy = Run(tmp_path)
+    copy.write_json("run.json", card)
+    assert copy.card.preprocessing.fit == "crop" and copy.card.data.source == "mnist"
+
+
+def test_a_format_1_cards_resize_rule_comes_from_its_folder_source(trained, tmp_path) -> None:
     source = folder_source_name(*parse_folder_source("folder:/photos?fit=crop&size=28"))
-    card = trained.card
+    card = trained.read_json("run.json")
+    del card["format"], card["preprocessing"]["fit"]  # as cnnkit wrote cards before formats
     card["data"] = {**card["data"], "source": source}
     copy = Run(tmp_path)
     copy.write_json("run.json", card)
-    assert InputSpec.of_run(copy) == InputSpec(1, 28, 28, "crop")
+    assert copy.card.preprocessing.fit == "crop"
+    assert copy.read_json("run.json") == card  # read, migrated in memory, never rewritten
 
 
 def test_top_k_is_capped_at_the_class_count_and_checked(predictor, test_pngs) -> None:

@@ -37,15 +37,12 @@ import torch
 from cnnkit.atomic import atomic_folder
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, ModelError, RunError
-from cnnkit.evaluate.evaluation import default_split
 from cnnkit.models.forward import EVAL_BATCH, predict_logits
-from cnnkit.predict import InputSpec
 from cnnkit.run import Run
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "pt2")
-EXPORT_DIR = "export"
 ONNX_FILE = "model.onnx"
 PT2_FILE = "model.pt2"
 METADATA_FILE = "export.json"
@@ -111,24 +108,26 @@ def export_metadata(run: Run) -> dict[str, Any]:
     from cnnkit import __version__
 
     card = run.card
-    pre = run.preprocessing
-    spec = InputSpec.of_run(run)
-    classes = list(run.classes)
+    pre = card.preprocessing  # the run's input contract
+    model = card.model
+    classes = list(card.classes)
     return {
         "format": METADATA_FORMAT,
-        "run": card.get("name", run.path.name),
+        "run": card.name,
         "model": {
-            key: card.get("model", {}).get(key)
-            for key in ("name", "parameters", "input_shape", "num_classes")
+            "name": model.name,
+            "parameters": model.parameters,
+            "input_shape": list(model.input_shape),
+            "num_classes": model.num_classes,
         },
-        "data": card.get("data", {}).get("source"),
+        "data": card.data.source,
         "classes": classes,
         "input": {
             "name": INPUT_NAME,
             "dtype": "float32",
             "layout": "NCHW",
-            "shape": [BATCH_AXIS, *spec.shape],
-            **spec.to_dict(),
+            "shape": [BATCH_AXIS, *pre.input_shape],
+            **pre.describe_input(),
         },
         "preprocessing": {
             **pre.to_dict(),
@@ -182,7 +181,7 @@ def export_run(
         raise ConfigError(f"tolerance must be positive, got {tolerance}")
     if "onnx" in chosen:
         _require_onnx()
-    split = split or default_split(run)
+    split = split or run.card.data.default_split()
     dataset = run.load_data(split, data_dir=data_dir)
     images = dataset.images if samples == 0 else dataset.images[:samples]
     if len(images) == 0:
@@ -191,7 +190,7 @@ def export_run(
     pre = run.preprocessing
     reference = predict_logits(model, images, preprocessing=pre)
     metadata = export_metadata(run)
-    target = Path(out) if out is not None else run.path / EXPORT_DIR
+    target = Path(out) if out is not None else run.files.export
 
     if target.exists() and not target.is_dir():
         raise ConfigError(f"{target} exists and is not a folder; choose another --out")

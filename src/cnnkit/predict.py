@@ -3,10 +3,11 @@
 One module serves ``cnnkit predict``, the Python API (:class:`Predictor`) and the web demo
 (``cnnkit serve``), so all three see an image the same way:
 
-1. the file (a path or its bytes) is decoded by :func:`cnnkit.data.images.load_image` to
-   exactly the run's input: its channels (grey or RGB), its size, and the fit rule its
-   training images were read with (``pad`` unless a folder source said otherwise);
-2. the uint8 pixels are normalised by the run's :class:`~cnnkit.data.preprocess.Preprocessing`
+1. the file (a path or its bytes) is decoded by the run's input contract
+   (:meth:`Preprocessing.load <cnnkit.data.preprocess.Preprocessing.load>`, recorded on its
+   card) to exactly the run's input: its channels (grey or RGB), its size, and the resize
+   rule its training images were read with (``pad`` unless a folder source said otherwise);
+2. the uint8 pixels are normalised by the same :class:`~cnnkit.data.preprocess.Preprocessing`
    and run through the model by :func:`cnnkit.models.forward.predict_logits`, in batches;
 3. softmax probabilities give the top-k classes, by name.
 
@@ -28,13 +29,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from cnnkit.atomic import atomic_open
 from cnnkit.data.folder import list_files, map_threads
-from cnnkit.data.images import DEFAULT_FIT, ImageSource, load_image
-from cnnkit.data.sources import fit_rule
+from cnnkit.data.images import ImageSource
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, DataError, RunError
 from cnnkit.evaluate.gradcam import GradCam, grad_cam
@@ -47,67 +46,6 @@ log = logging.getLogger(__name__)
 TOP_K = 5  # classes listed per image by default
 CHUNK = 4096  # images decoded and predicted per step: bounds memory on large folders
 OUTPUT_FORMATS = (".csv", ".json")
-MAX_PIXELS = 40_000_000  # larger image files are refused from their header, before decoding
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What a run's model takes: image files are decoded to this before normalisation.
-
-    Attributes:
-        channels: 1 (grey) or 3 (RGB).
-        height: pixels.
-        width: pixels.
-        fit: how an image of another size is brought to ``height x width`` (``pad``,
-            ``crop`` or ``stretch``; see :mod:`cnnkit.data.images`).
-    """
-
-    channels: int
-    height: int
-    width: int
-    fit: str = DEFAULT_FIT
-
-    @classmethod
-    def of_run(cls, run: Run) -> InputSpec:
-        """The input of ``run``: shape from its preprocessing, fit rule from its data source."""
-        channels, height, width = run.preprocessing.input_shape
-        source = run.card.get("data", {}).get("source", "")
-        return cls(channels, height, width, fit_rule(source) if source else DEFAULT_FIT)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """``(C, H, W)``."""
-        return (self.channels, self.height, self.width)
-
-    def load(
-        self, source: ImageSource, *, max_pixels: int | None = None, name: str | None = None
-    ) -> np.ndarray:
-        """Decode one image file (path or bytes) to uint8 ``(C, H, W)`` of this spec.
-
-        Args:
-            max_pixels: refuse larger pictures (width x height) from their header, before
-                decoding; default :data:`MAX_PIXELS` (40 megapixels: a 36 MP camera photo
-                passes, a 9400 x 9400 PNG of a few hundred KB does not).
-
-        Raises:
-            DataError: not an image in an accepted format, corrupt, or too large.
-        """
-        return load_image(
-            source,
-            channels=self.channels,
-            size=(self.height, self.width),
-            fit=self.fit,
-            max_pixels=MAX_PIXELS if max_pixels is None else max_pixels,
-            name=name,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "channels": self.channels,
-            "height": self.height,
-            "width": self.width,
-            "fit": self.fit,
-        }
 
 
 @dataclass(frozen=True)
@@ -184,9 +122,9 @@ class Predictor:
         """
         self.run = run if isinstance(run, Run) else Run.open(run)
         self.device = resolve_device(device)
-        self.preprocessing = self.run.preprocessing
-        self.classes = self.run.classes
-        self.spec = InputSpec.of_run(self.run)
+        card = self.run.card
+        self.preprocessing = card.preprocessing  # the input contract: decoding and normalising
+        self.classes = card.classes
         self.model = self.run.load_model(self.device)
         self._lock = threading.Lock()
 
@@ -204,7 +142,7 @@ class Predictor:
         self, source: ImageSource, *, max_pixels: int | None = None, name: str | None = None
     ) -> torch.Tensor:
         """One image file (path or bytes) decoded as the model's input: uint8 ``(C, H, W)``."""
-        return torch.tensor(self.spec.load(source, max_pixels=max_pixels, name=name))
+        return torch.tensor(self.preprocessing.load(source, max_pixels=max_pixels, name=name))
 
     # -- predicting ------------------------------------------------------------------------
 
@@ -302,7 +240,7 @@ class Predictor:
         result = FilePredictions()
         for start in range(0, len(paths), chunk):
             part = paths[start : start + chunk]
-            decoded = map_threads(self.spec.load, part)
+            decoded = map_threads(self.preprocessing.load, part)
             images, sources = [], []
             for path, outcome in zip(part, decoded, strict=True):
                 if isinstance(outcome, DataError):

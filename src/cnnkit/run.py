@@ -1,52 +1,61 @@
 """The run directory: everything needed to reuse a trained model without the code that made it.
 
-``runs/<name>/`` holds
+``runs/<name>/`` holds the files :mod:`cnnkit.run_files` names (``Run(path).files``):
 
-- ``run.json`` — the run card: resolved config, model record (name, options, input shape,
-  class count; the layer spec of models built from layers), data (source, classes, split
-  sizes, fingerprints), preprocessing, environment, status and timings;
+- ``run.json`` — the run card (:class:`~cnnkit.card.RunCard`): config, model record, data
+  (source, classes, split, fingerprints), the input contract, environment, status, timings;
 - ``weights.safetensors`` — the trained weights;
-- ``history.csv`` / ``history.json`` — per-epoch logs;
-- ``metrics.json`` — final metrics.
+- ``split.json`` — the exact samples of each split;
+- ``history.csv`` / ``history.json`` — per-epoch logs; ``checkpoints/last.pt`` — the
+  snapshot ``--resume`` continues from;
+- ``metrics.json`` — final metrics; ``filters/``, ``plots/``, ``report.html``, ``export/``
+  — what the recorders, the report and the exporter write.
 
-All files are written atomically. Everything read back is checked first:
-:func:`check_card` is the one reader of ``run.json`` (types, ranges, and the sections
-consistent with each other), and :meth:`Run.load_model` checks the weights file against the
-model the card describes (names, shapes, dtypes, finite values) before any of it is used.
-A bad file is one :class:`~cnnkit.errors.RunError` naming the file and the field.
+All files are written atomically. Everything read back is checked first: the card by
+:meth:`RunCard.from_dict <cnnkit.card.RunCard.from_dict>` (types, ranges, sections
+consistent, older formats migrated), the data against the card's fingerprints
+(:meth:`Run.check_data`), and the weights by :meth:`Run.load_model` against the model the
+card describes (names, shapes, dtypes, finite values) before any of it is used. A bad file
+is one :class:`~cnnkit.errors.RunError` naming the file and the field.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
-import platform
 import re
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from cnnkit.atomic import write_json, write_path_atomically
-from cnnkit.data.dataset import Dataset
+from cnnkit.card import DataRecord, RunCard, SplitSettings
+from cnnkit.data.dataset import Dataset, Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import CnnkitError, DataError, RunError
-from cnnkit.fields import MAX_CLASSES, FieldChecker
+from cnnkit.run_files import CARD, RunFiles
 
-CARD = "run.json"
-WEIGHTS = "weights.safetensors"
-METRICS = "metrics.json"
-HISTORY = "history.json"
-SECTIONS = ("config", "model", "data", "preprocessing", "training", "environment", "transfer")
+if TYPE_CHECKING:
+    from cnnkit.transfer.sample import Sample
 
 
 class Run:
-    """A run directory on disk."""
+    """A run directory on disk.
+
+    Attributes:
+        path: the directory.
+        files: the paths of its files.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.files = RunFiles(self.path)
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r})"
@@ -57,22 +66,21 @@ class Run:
 
         try:
             card = self.card
-            metrics = self.read_json(METRICS) if (self.path / METRICS).is_file() else {}
+            metrics = self.read_json(self.files.metrics) if self.files.metrics.is_file() else {}
         except RunError as exc:
             return html_table([("path", str(self.path)), ("problem", str(exc))], caption="Run")
-        model, data = card.get("model", {}), card.get("data", {})
         rows = [
             ("path", str(self.path)),
-            ("status", card.get("status", "?")),
-            ("model", f"{model.get('name', '?')} ({model.get('parameters', 0):,} parameters)"),
-            ("data", f"{data.get('source', '?')}, {len(data.get('classes', []))} classes"),
+            ("status", card.status),
+            ("model", f"{card.model.name} ({card.model.parameters or 0:,} parameters)"),
+            ("data", f"{card.data.source}, {len(card.classes)} classes"),
         ]
         rows += [
             (f"{split} accuracy", f"{values['accuracy']:.2%} (loss {values['loss']:.4f})")
             for split, values in metrics.items()
             if isinstance(values, dict) and {"accuracy", "loss"} <= values.keys()
         ]
-        return html_table(rows, caption=f"Run {card.get('name', self.path.name)}")
+        return html_table(rows, caption=f"Run {card.name}")
 
     @classmethod
     def create(cls, root: str | os.PathLike[str], name: str) -> Run:
@@ -107,7 +115,7 @@ class Run:
         run = cls(path)
         if not run.path.is_dir():
             raise RunError(f"{run.path}: no such run directory")
-        if not (run.path / CARD).is_file():
+        if not run.files.card.is_file():
             raise RunError(
                 f"{run.path}: not a cnnkit run directory (no {CARD}); "
                 "pass the folder `cnnkit train` printed at the end"
@@ -116,8 +124,9 @@ class Run:
 
     # -- JSON records ----------------------------------------------------------------------
 
-    def read_json(self, name: str) -> Any:
-        file = self.path / name
+    def read_json(self, file: str | os.PathLike[str]) -> Any:
+        """A JSON file of the run (a name inside it, or one of :attr:`files`)."""
+        file = self.path / file
         try:
             return json.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -125,40 +134,83 @@ class Run:
         except (OSError, ValueError) as exc:
             raise RunError(f"{file}: unreadable or not valid JSON ({exc})") from exc
 
-    def write_json(self, name: str, obj: Any) -> None:
-        write_json(self.path / name, obj)
+    def write_json(self, file: str | os.PathLike[str], obj: Any) -> None:
+        write_json(self.path / file, obj)
 
     @property
-    def card(self) -> dict[str, Any]:
-        """The run card (``run.json``), checked by :func:`check_card`.
+    def card(self) -> RunCard:
+        """The run card (``run.json``), migrated to the current format and checked.
 
         Raises:
-            RunError: the card is missing, not JSON, or a field has the wrong type or value.
+            RunError: the card is missing, not JSON, of a newer format, or a field has the
+                wrong type or value.
         """
-        return check_card(self.read_json(CARD), self.path / CARD)
+        return RunCard.from_dict(self.read_json(self.files.card), self.files.card)
 
-    def update_card(self, **sections: Any) -> None:
-        """Merge ``sections`` into the run card and write it back atomically."""
-        card = self.card if (self.path / CARD).is_file() else {}
-        card.update(sections)
-        self.write_json(CARD, card)
+    def write_card(self, card: RunCard) -> None:
+        """Write ``card`` as ``run.json`` (in the current format), atomically."""
+        self.write_json(self.files.card, card.to_dict())
 
-    def _section(self, key: str) -> Any:
-        card = self.card
-        if key not in card:
-            raise RunError(f"{self.path / CARD}: has no {key!r} section")
-        return card[key]
+    def update_card(self, **changes: Any) -> RunCard:
+        """Change fields of the run card (``status="failed", error=...``) and write it back."""
+        card = dataclasses.replace(self.card, **changes)
+        self.write_card(card)
+        return card
+
+    def record_data(
+        self,
+        data: str,
+        data_dir: str | None,
+        splits: Splits,
+        split: SplitSettings,
+        *,
+        from_split_file: str | None = None,
+        sample: tuple[Sample, Splits] | None = None,
+    ) -> DataRecord:
+        """Write the run's split file (every sample of ``splits``, so evaluation and later
+        runs read the same ones) and return the card's data record.
+
+        Args:
+            data: the data source, as the user named it.
+            data_dir: the folder its files were read from, if not the default.
+            splits: the parts made (by ``split``, or as ``from_split_file`` names them).
+            split: how they were made.
+            sample: how samples were drawn from ``splits`` and the parts drawn, when the
+                run trained on those (fine-tuning on N per class): the record's sizes and
+                fingerprints are then the sample's, and it says how to draw it again.
+        """
+        from cnnkit.data.sources import canonical_source, data_root
+        from cnnkit.data.split import split_record, write_split_file
+
+        source = canonical_source(data)
+        write_split_file(
+            self.files.split,
+            split_record(
+                splits,
+                source=source,
+                root=data_root(data, data_dir),
+                **split.to_dict(),
+                from_split_file=from_split_file,
+            ),
+        )
+        drawn, how = (splits, None) if sample is None else (sample[1], sample[0])
+        return DataRecord.of_splits(
+            source,
+            data_dir,
+            drawn,
+            split,
+            subsets=how.records() if how is not None else None,
+            sample=how.describe() if how is not None else None,
+        )
 
     @property
     def classes(self) -> tuple[str, ...]:
-        data = self._section("data")
-        if "classes" not in data:
-            raise RunError(f"{self.path / CARD}: data.classes is missing")
-        return tuple(data["classes"])
+        return self.card.classes
 
     @property
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing.from_dict(self._section("preprocessing"))
+        """The run's input contract: channels, size, resize rule, mean and std."""
+        return self.card.preprocessing
 
     def load_data(self, split: str = "test", *, data_dir: str | None = None) -> Dataset:
         """The ``split`` this run was trained with, checked against its recorded fingerprint.
@@ -172,47 +224,60 @@ class Run:
             SplitFileError: the run's split file is damaged.
         """
         from cnnkit.data.sources import make_splits, read_source
-        from cnnkit.data.split import SplitFileError
 
-        data = self._section("data")
-        config = self.card.get("config", {})
-        found = read_source(
-            data["source"], data_dir if data_dir is not None else data.get("data_dir")
-        )
-        split_file = data.get("split_file")  # the exact parts, when the run recorded them
-        try:
+        data = self.card.data
+        found = read_source(data.source, data_dir if data_dir is not None else data.data_dir)
+        with self.data_changes():
             splits = make_splits(
-                data["source"],
+                data.source,
                 found,
-                val_size=config.get("val_size"),
-                test_size=config.get("test_size"),
-                seed=int(data.get("split_seed", 0)),
-                group_by=config.get("group_by"),
-                split_file=self.path / split_file if split_file else None,
+                **data.split.to_dict(),
+                # the exact parts, when the run recorded them
+                split_file=self.path / data.split_file if data.split_file else None,
             )
-        except SplitFileError:  # damaged, not "the data changed"
-            raise
-        except DataError as exc:  # the samples named by the run's split.json are not all there
-            raise RunError(
-                f"the data found now differs from the data the run was trained with ({exc})"
-            ) from exc
         parts = dict(splits.items())
         if split not in parts:
             raise RunError(f"split {split!r} is not available; choose one of {', '.join(parts)}")
         dataset = parts[split]
-        subset = data.get("subsets", {}).get(split)
+        subset = data.subsets.get(split)
         if subset:  # a sample (e.g. 100 per class) drawn by cnnkit.data.split.stratified_sample
             from cnnkit.data.split import stratified_sample
 
             dataset = stratified_sample(dataset, **subset)
-        expected = data.get("fingerprints", {}).get(split)
-        if expected and dataset.fingerprint() != expected:
-            raise RunError(
-                f"the {split} data found now differs from the data the run was trained with "
-                f"(fingerprint {dataset.fingerprint()[:12]} vs {expected[:12]}); "
-                "pass --data-dir pointing at the original files"
-            )
+        self.check_data([(split, dataset)])
         return dataset
+
+    @contextlib.contextmanager
+    def data_changes(self) -> Iterator[None]:
+        """A context in which a :class:`DataError` reading the run's samples (other than a
+        damaged split file) becomes "the data found now differs from the run's"."""
+        from cnnkit.data.split import SplitFileError
+
+        try:
+            yield
+        except SplitFileError:  # damaged, not "the data changed"
+            raise
+        except DataError as exc:  # the samples named by the run's split.json are not all there
+            raise RunError(
+                f"the data found now differs from the data the run was trained with "
+                f"({self.path}: {exc})"
+            ) from exc
+
+    def check_data(self, parts: Iterable[tuple[str, Dataset]]) -> None:
+        """Each ``(split, dataset)`` is the data the run was trained with, by fingerprint.
+
+        Raises:
+            RunError: a split's fingerprint differs from the one on the card.
+        """
+        recorded = self.card.data.fingerprints
+        for split, dataset in parts:
+            expected = recorded.get(split)
+            if expected and (found := dataset.fingerprint()) != expected:
+                raise RunError(
+                    f"the {split} data found now differs from the data the run was trained "
+                    f"with ({self.path}: fingerprint {found[:12]} vs {expected[:12]}); "
+                    "pass --data-dir pointing at the original files"
+                )
 
     # -- weights ---------------------------------------------------------------------------
 
@@ -224,8 +289,9 @@ class Run:
         """
         from safetensors.torch import save_model
 
-        check_finite(model.state_dict(), f"the model to save in {self.path / WEIGHTS}")
-        write_path_atomically(self.path / WEIGHTS, lambda tmp: save_model(model, tmp))
+        weights = self.files.weights
+        check_finite(model.state_dict(), f"the model to save in {weights}")
+        write_path_atomically(weights, lambda tmp: save_model(model, tmp))
 
     def finish(
         self,
@@ -237,8 +303,8 @@ class Run:
     ) -> None:
         """Close a training job whose weights are saved: ``metrics.json``, and the card
         marked finished with its training seconds (from ``history``) and total seconds since
-        ``started`` (a ``time.time()``), plus any other card ``sections``."""
-        self.write_json(METRICS, metrics)
+        ``started`` (a ``time.time()``), plus any other card fields ``sections``."""
+        self.write_json(self.files.metrics, metrics)
         self.update_card(
             status="finished",
             **sections,
@@ -257,14 +323,14 @@ class Run:
             RunError: the card's model cannot be built, or the weights do not fit it, are
                 not float tensors, or hold NaN or infinity.
         """
-        weights = self.path / WEIGHTS
+        weights = self.files.weights
         if not weights.is_file():
             raise RunError(f"{weights}: missing; the run did not finish saving its weights")
         header = _weights_header(weights)
         with torch.device("meta"):
             skeleton = self.new_model()
         check_state_shapes(
-            header, skeleton.state_dict(), f"{weights}", f"the model {self.path / CARD} describes"
+            header, skeleton.state_dict(), f"{weights}", f"the model {self.files.card} describes"
         )
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -287,14 +353,11 @@ class Run:
         """
         from cnnkit.models.resolve import rebuild_model
 
-        record = self._section("model")
-        for key in ("name", "input_shape", "num_classes"):
-            if key not in record:
-                raise RunError(f"{self.path / CARD}: model.{key} is missing")
+        record = self.card.model.to_dict()
         try:
             return rebuild_model(record)  # by registry name, or from the stored layer spec
         except (CnnkitError, KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            raise RunError(f"{self.path / CARD}: model record cannot be built ({exc})") from exc
+            raise RunError(f"{self.files.card}: model record cannot be built ({exc})") from exc
 
 
 def _weights_header(file: Path) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -371,135 +434,6 @@ def check_finite(state: dict[str, Any], where: str) -> None:
                 f"{where}: {key} holds NaN or infinite values; these weights cannot "
                 "predict (train again, with a lower --lr)"
             )
-
-
-# -- the run card ----------------------------------------------------------------------------
-
-
-def check_card(card: Any, file: str | os.PathLike[str]) -> dict[str, Any]:
-    """``card`` (the parsed ``run.json``) if every field present has the type and range it
-    must, and the sections agree (class names per class, input shapes); the card itself.
-
-    Sections are optional (a card grows while its run is made), but one that is present
-    must be well-formed; a reader then asks for the sections it needs.
-
-    Raises:
-        RunError: ``<file>: <field> ...``, for the first field that is wrong.
-    """
-    check = FieldChecker(str(file), RunError, "the run card was changed or damaged")
-    check.mapping(card, "the card")
-    for key in ("name", "status", "created", "error"):
-        if key in card:
-            check.text(card[key], key)
-    for key in ("train_seconds", "total_seconds"):
-        if key in card:
-            check.number(card[key], key, low=0)
-    for key in SECTIONS:
-        if key in card:
-            check.mapping(card[key], key)
-    model, data, pre = card.get("model"), card.get("data"), card.get("preprocessing")
-    if model is not None:
-        check.text(model.get("name", ""), "model.name")
-        if "input_shape" in model:
-            check.shape(model["input_shape"], "model.input_shape")
-        if "num_classes" in model:
-            check.integer(model["num_classes"], "model.num_classes", low=1, high=MAX_CLASSES)
-        for key in ("options", "spec"):
-            if key in model:
-                check.mapping(model[key], f"model.{key}")
-        if "parameters" in model:
-            check.integer(model["parameters"], "model.parameters", low=0)
-    if data is not None:
-        for key in ("source",):
-            if key in data:
-                check.text(data[key], f"data.{key}")
-        for key in ("data_dir", "split_file"):
-            if data.get(key) is not None:
-                check.text(data[key], f"data.{key}")
-        if data.get("split_file") is not None:
-            check.file_name(data["split_file"], "data.split_file")
-        if "split_seed" in data:
-            check.integer(data["split_seed"], "data.split_seed")
-        if "classes" in data:
-            classes = data["classes"]
-            check.sequence(classes, "data.classes")
-            for i, name in enumerate(classes):
-                check.text(name, f"data.classes[{i}]")
-            count = (model or {}).get("num_classes", len(classes))
-            if len(classes) != count:
-                check.fail(
-                    "data.classes",
-                    f"names {len(classes)} classes but model.num_classes is {model['num_classes']}",
-                )
-        for key in ("sizes", "fingerprints", "origin", "subsets"):
-            if key in data:
-                check.mapping(data[key], f"data.{key}")
-        for split, size in data.get("sizes", {}).items():
-            check.integer(size, f"data.sizes.{split}", low=0)
-        for split, value in data.get("fingerprints", {}).items():
-            check.text(value, f"data.fingerprints.{split}")
-        for split, value in data.get("subsets", {}).items():
-            check.mapping(value, f"data.subsets.{split}")
-            for key, number in value.items():
-                check.integer(number, f"data.subsets.{split}.{key}", low=0)
-    if pre is not None:
-        for key in ("input_shape", "mean", "std"):
-            if key not in pre:
-                check.fail(f"preprocessing.{key}", "is missing")
-        check.shape(pre["input_shape"], "preprocessing.input_shape")
-        channels = pre["input_shape"][0]
-        for key in ("mean", "std"):
-            check.sequence(pre[key], f"preprocessing.{key}")
-            if len(pre[key]) != channels:
-                check.fail(
-                    f"preprocessing.{key}",
-                    f"has {len(pre[key])} values for {channels} channel(s)",
-                )
-            for i, value in enumerate(pre[key]):
-                check.number(value, f"preprocessing.{key}[{i}]", low=0 if key == "std" else None)
-                if key == "std" and value == 0:
-                    check.fail(f"preprocessing.std[{i}]", "is 0; a standard deviation is positive")
-        if (
-            model is not None
-            and "input_shape" in model
-            and model["input_shape"] != pre["input_shape"]
-        ):
-            check.fail(
-                "preprocessing.input_shape",
-                f"{pre['input_shape']} differs from model.input_shape {model['input_shape']}",
-            )
-    return card
-
-
-def describe_environment(device: torch.device) -> dict[str, Any]:
-    """Versions and hardware, recorded on the run card."""
-    import numpy
-
-    from cnnkit import __version__
-
-    info: dict[str, Any] = {
-        "cnnkit": __version__,
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "processor": _cpu_name(),
-        "cpu_threads": torch.get_num_threads(),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def default_run_name(model: str, data: str) -> str:

@@ -50,7 +50,7 @@ def test_report_holds_every_section_and_picture_embedded(trained, report) -> Non
     # self-contained: nothing to fetch, no script
     assert not re.search(r"""(src|href)=["']?(https?:|//)""", page) and "<script" not in page
     assert "3,255,914" in page  # the model's parameter count in the run card
-    assert trained.card["data"]["fingerprints"]["test"][:16] in page
+    assert trained.card.data.fingerprints["test"][:16] in page
 
 
 def test_report_writes_full_metrics_and_predictions(trained, report) -> None:
@@ -184,7 +184,7 @@ def test_interpretation_commands_write_their_pictures(trained, tiny_mnist_dir, t
 
 def test_compare_puts_runs_side_by_side(trained, report, tmp_path) -> None:
     other = Run(shutil.copytree(trained.path, tmp_path / "other"))
-    other.update_card(name="other", config={**other.card["config"], "lr": 0.01})
+    other.update_card(name="other", config={**other.card.config, "lr": 0.01})
     summary = summarize_run(other)
     assert summary["name"] == "other" and summary["lr"] == 0.01
     assert summary["ber"] == pytest.approx(1 - summary["balanced_accuracy"])

@@ -98,7 +98,7 @@ def test_tampered_run_cards_give_only_cnnkit_errors(pristine, data) -> None:
         with bounded_memory():
             predictor = Predictor(folder, device="cpu")
             predictions = predictor.predict_images(
-                torch.zeros((1, *predictor.spec.shape), dtype=torch.uint8)
+                torch.zeros((1, *predictor.preprocessing.input_shape), dtype=torch.uint8)
             )
             json.dumps([p.to_dict() for p in predictions], allow_nan=False)
     except CnnkitError:

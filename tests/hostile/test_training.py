@@ -66,6 +66,9 @@ DAMAGE = [
     (_set(["step"], "7"), "step must be a whole number"),
     (_set(["lr_scale"], math.nan), "lr_scale is nan"),
     (_set(["history"], {"a": 1}), "history must be a list of dicts"),
+    # found by test_fuzz_runs: a row without its time failed in Run.finish with a KeyError
+    (_set(["history"], [{}]), "history[0].epoch must be a whole number"),
+    (_set(["history"], [{"epoch": 1, "time": "1s"}]), "history[0].time must be a number"),
     (lambda s: s["model"].pop(CONV), f"lacks ['{CONV}']"),
     (lambda s: s["model"].__setitem__(CONV, torch.zeros(2, 2)), f"{CONV} has shape [2, 2]"),
     (lambda s: s["model"][CONV].view(-1).__setitem__(0, math.inf), f"{CONV} holds NaN"),
@@ -110,12 +113,12 @@ def test_ctrl_c_at_the_end_of_the_last_epoch_leaves_a_run_that_resume_finishes(
     with pytest.raises(TrainingInterrupted) as caught:
         run_training(config(tiny_mnist_dir, tmp_path, "r", epochs=2), callbacks=[SignalAt(2)])
     run = Run(caught.value.run_path)
-    assert run.card["status"] == "interrupted"
+    assert run.card.status == "interrupted"
     assert load_checkpoint(run.path / "checkpoints" / "last.pt")["position"]["epoch"] == 2
     code, out, err = cli(monkeypatch, capsys, "train", "--resume", str(run.path))
     assert code == 0, err
     assert "test accuracy" in out
-    assert run.card["status"] == "finished" and (run.path / "metrics.json").is_file()
+    assert run.card.status == "finished" and (run.path / "metrics.json").is_file()
     assert [row["epoch"] for row in run.read_json("history.json")] == [1, 2]
     run.load_model()  # the weights are there and sound
     code, _, err = cli(monkeypatch, capsys, "train", "--resume", str(run.path))
@@ -140,10 +143,10 @@ def test_ctrl_c_while_evaluating_after_training_leaves_a_resumable_run(
         signal.signal(signal.SIGINT, previous)
     monkeypatch.setattr(job_module, "loss_and_accuracy", real)
     run = Run(caught.value.run_path)
-    assert run.card["status"] == "interrupted" and not (run.path / "metrics.json").exists()
+    assert run.card.status == "interrupted" and not (run.path / "metrics.json").exists()
     code, _, err = cli(monkeypatch, capsys, "train", "--resume", str(run.path))
     assert code == 0, err
-    assert run.card["status"] == "finished" and (run.path / "metrics.json").is_file()
+    assert run.card.status == "finished" and (run.path / "metrics.json").is_file()
 
 
 class OutOfMemoryAt(Callback):
@@ -171,14 +174,14 @@ def test_out_of_memory_gives_advice_and_a_resumable_run(
     run = Run(tmp_path / "r")
     assert "out of memory on cpu training with batch size 128" in message
     assert f"cnnkit train --resume {run.path} --batch-size 64" in message
-    assert run.card["status"] == "failed" and run.card["error"] == message
+    assert run.card.status == "failed" and run.card.error == message
     assert load_checkpoint(run.path / "checkpoints" / "last.pt")["position"]["epoch"] == 1
     code, _, err = cli(
         monkeypatch, capsys, "train", "--resume", str(run.path), "--batch-size", "64"
     )
     assert code == 0, err
     card = run.card
-    assert card["status"] == "finished" and card["config"]["batch_size"] == 64
+    assert card.status == "finished" and card.config["batch_size"] == 64
     assert [row["epoch"] for row in run.read_json("history.json")] == [1, 2]
 
 
@@ -188,7 +191,7 @@ def test_a_run_stopped_before_its_first_checkpoint_starts_over(tiny_mnist_dir, t
     run = Run(tmp_path / "r")
     assert not (run.path / "checkpoints" / "last.pt").exists()
     result = resume_training(str(run.path))
-    assert result.run.card["status"] == "finished" and len(result.history) == 1
+    assert result.run.card.status == "finished" and len(result.history) == 1
 
 
 class PoisonBatchNorm(Callback):
@@ -210,7 +213,7 @@ def test_non_finite_batchnorm_statistics_stop_training_and_are_never_saved(
     with pytest.raises(TrainingError, match="weights or buffers became non-finite at epoch 2"):
         run_training(settings, callbacks=[PoisonBatchNorm()])
     run = Run(tmp_path / "r")
-    assert run.card["status"] == "failed" and not (run.path / "weights.safetensors").exists()
+    assert run.card.status == "failed" and not (run.path / "weights.safetensors").exists()
     for name in ("last.pt", "best.pt"):
         saved = load_checkpoint(run.path / "checkpoints" / name)
         assert saved["epoch" if name == "best.pt" else "position"] in (1, {"epoch": 1, "batch": 0})
@@ -232,7 +235,7 @@ def test_a_tampered_config_section_is_one_clear_error(
     one_epoch, tmp_path, monkeypatch, capsys, field, value, message
 ) -> None:
     run = Path(shutil.copytree(one_epoch, tmp_path / "run"))
-    card = Run(run).card
+    card = Run(run).read_json("run.json")
     card["config"][field] = value
     Run(run).write_json("run.json", card)
     before = snapshot(run)

@@ -46,7 +46,7 @@ def test_two_processes_train_like_one(tiny_mnist_dir, tmp_path) -> None:
     )
     ddp = Run(tmp_path / "ddp")
     card = ddp.card
-    assert card["environment"]["world_size"] == 2 and card["training"]["world_size"] == 2
+    assert card.environment.world_size == 2 and card.training["world_size"] == 2
     a, b = ddp.load_model().state_dict(), Run(single.run.path).load_model().state_dict()
     # The same global batches, gradients averaged: the same weights up to float rounding.
     # Summing two half-batch gradients rounds differently from one whole batch, and 20 SGD

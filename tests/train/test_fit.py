@@ -108,17 +108,17 @@ def test_train_save_evaluate_round_trip(tiny_mnist_dir, tmp_path) -> None:
     for name in ("run.json", "weights.safetensors", "history.csv", "history.json", "metrics.json"):
         assert (run.path / name).is_file(), name
     card = run.card
-    assert card["status"] == "finished"
-    assert card["model"] == {
+    assert card.status == "finished"
+    assert card.model.to_dict() == {
         "name": "lenet",
         "options": {},
         "input_shape": [1, 28, 28],
         "num_classes": 10,
         "parameters": 3_255_914,
     }
-    assert card["data"]["sizes"] == {"train": 1000, "val": 200, "test": 300}
-    assert card["data"]["classes"] == [str(i) for i in range(10)]
-    assert len(card["preprocessing"]["mean"]) == 1
+    assert card.data.sizes == {"train": 1000, "val": 200, "test": 300}
+    assert card.data.classes == tuple(str(i) for i in range(10))
+    assert len(card.preprocessing.mean) == 1 and card.preprocessing.fit == "pad"
     history = json.loads((run.path / "history.json").read_text())
     assert len(history) == 1 and "val_accuracy" in history[0]
     assert (run.path / "history.csv").read_text().startswith("epoch,loss,accuracy,val_loss")

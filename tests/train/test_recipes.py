@@ -79,9 +79,9 @@ def test_the_fast_recipe_trains_end_to_end(tiny_mnist_dir, tmp_path) -> None:
         )
     )
     card = result.run.card
-    assert card["config"]["recipe"] == "mnist-best" and card["status"] == "finished"
-    assert card["data"]["sizes"] == {"train": 1200, "test": 300}  # val_size 0: all of train
-    training = card["training"]
+    assert card.config["recipe"] == "mnist-best" and card.status == "finished"
+    assert card.data.sizes == {"train": 1200, "test": 300}  # val_size 0: all of train
+    training = card.training
     assert training["precision"] in ("fp32", "bf16") and training["interrupted"] is False
     assert training["epochs_run"] == 1 and training["monitor"] == "loss"
     assert result.metrics["test"]["accuracy"] > 0.6

@@ -111,7 +111,7 @@ def test_job_k_epochs_then_resume_equals_n_epochs(tiny_mnist_dir, tmp_path) -> N
     }
     straight = run_training(TrainConfig(epochs=2, name="straight", **common))
     first = run_training(TrainConfig(epochs=1, name="resumed", **common))
-    assert first.run.card["status"] == "finished"
+    assert first.run.card.status == "finished"
     resumed = resume_training(first.run.path, epochs=2)
     assert resumed.run.path == first.run.path
     a = Run(straight.run.path).load_model()
@@ -120,8 +120,8 @@ def test_job_k_epochs_then_resume_equals_n_epochs(tiny_mnist_dir, tmp_path) -> N
     assert [row["epoch"] for row in resumed.history] == [1, 2]
     assert resumed.history[-1]["val_loss"] == straight.history[-1]["val_loss"]
     card = resumed.run.card
-    assert card["config"]["epochs"] == 2
-    assert card["training"]["lr_reductions"] == straight.training["lr_reductions"]
+    assert card.config["epochs"] == 2
+    assert card.training["lr_reductions"] == straight.training["lr_reductions"]
     with pytest.raises(ConfigError, match="already trained 2 of 2 epochs"):
         resume_training(first.run.path)
 
@@ -141,7 +141,7 @@ def test_resume_refuses_runs_without_checkpoint_or_with_changed_data(
         )
     )
     with pytest.raises(RunError, match="differs from the data"):
-        card = result.run.card
+        card = result.run.read_json("run.json")
         card["config"]["data_dir"] = None  # the full MNIST now: not what it was trained on
         result.run.write_json("run.json", card)
         resume_training(result.run.path, epochs=2)
@@ -184,7 +184,7 @@ def test_cli_ctrl_c_exits_non_zero_and_resume_finishes(tiny_mnist_dir, tmp_path)
     assert "cnnkit train --resume" in stderr.decode()
     assert stderr.decode().count("interrupted") == 1  # one line says it, with what to do
     card = Run(tmp_path / "r").card
-    assert card["status"] == "interrupted" and card["training"]["interrupted"] is True
+    assert card.status == "interrupted" and card.training["interrupted"] is True
     done = load_checkpoint(last)["position"]
     resumed = subprocess.run(
         [*args[:4], "--resume", str(tmp_path / "r"), "--epochs", str(done["epoch"] + 1)],
@@ -194,4 +194,4 @@ def test_cli_ctrl_c_exits_non_zero_and_resume_finishes(tiny_mnist_dir, tmp_path)
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
-    assert "test accuracy" in resumed.stdout and Run(tmp_path / "r").card["status"] == "finished"
+    assert "test accuracy" in resumed.stdout and Run(tmp_path / "r").card.status == "finished"

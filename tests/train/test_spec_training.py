@@ -52,10 +52,10 @@ def test_a_python_functional_model_trains_and_reloads_from_the_run(tiny_mnist_di
     torch.manual_seed(0)
     model = functional_net()
     result = run_training(config(tmp_path, tiny_mnist_dir, model, name="functional"))
-    record = result.run.card["model"]
-    assert record["name"] == "tiny_functional" and record["input_shape"] == [1, 28, 28]
-    assert record["spec"] == model.get_config()
-    assert result.run.card["config"]["model"] == "tiny_functional"
+    record = result.run.card.model
+    assert record.name == "tiny_functional" and record.input_shape == (1, 28, 28)
+    assert record.spec == model.get_config()
+    assert result.run.card.config["model"] == "tiny_functional"
     reloaded = Run.open(result.run.path).load_model()
     assert type(reloaded) is Model
     x = torch.randn(4, 1, 28, 28)
@@ -77,16 +77,17 @@ def test_a_yaml_spec_without_input_follows_the_data(tiny_mnist_dir, tmp_path):
     result = run_training(config(tmp_path, tiny_mnist_dir, str(spec)))
     assert result.run.path.name.startswith("my_net-mnist-")
     card = result.run.card
-    assert card["config"]["model"] == str(spec)
-    assert card["model"]["spec"]["layers"][0] == {"Input": {"shape": [1, 28, 28]}}
-    assert card["model"]["parameters"] == 40 + 4 * 13 * 13 * 10 + 10
+    assert card.config["model"] == str(spec)
+    assert card.model.spec is not None
+    assert card.model.spec["layers"][0] == {"Input": {"shape": [1, 28, 28]}}
+    assert card.model.parameters == 40 + 4 * 13 * 13 * 10 + 10
     assert evaluate_run(result.run.path, device="cpu") == result.metrics["test"]
 
 
 def test_spec_models_take_the_init_option(tiny_mnist_dir, tmp_path):
     spec = {"layers": ["Flatten", {"Dense": [10]}]}
     result = run_training(config(tmp_path, tiny_mnist_dir, spec, model_options={"init": "normal"}))
-    assert result.run.card["model"]["options"] == {"init": "normal"}
+    assert result.run.card.model.options == {"init": "normal"}
     with pytest.raises(ModelError, match="takes only the option init, not dropout"):
         run_training(config(tmp_path, tiny_mnist_dir, spec, model_options={"dropout": 0.1}))
 
@@ -118,7 +119,7 @@ def test_an_unbuilt_sequential_is_built_for_the_data(tiny_mnist_dir, tmp_path):
     model = Sequential([Flatten(), Dense(10)], name="linear")
     result = run_training(config(tmp_path, tiny_mnist_dir, model))
     assert model.input_shape == (1, 28, 28)
-    assert result.run.card["model"]["parameters"] == 7850
+    assert result.run.card.model.parameters == 7850
 
 
 def test_save_spec_writes_what_load_reads(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cnnkit.card import DataRecord, Environment, ModelRecord, RunCard, timestamp
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.models.registry import build_model
 from cnnkit.run import Run
@@ -30,10 +31,20 @@ def write_lenet_run(folder: Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = build_model("lenet", input_shape=(1, 28, 28), num_classes=10)
     run = Run.create(folder, f"lenet-{seed}")
-    run.update_card(
-        model={"name": "lenet", "options": {}, "input_shape": [1, 28, 28], "num_classes": 10},
-        data={"source": "mnist", "classes": [str(i) for i in range(10)]},
-        preprocessing=Preprocessing((1, 28, 28), (0.1307,), (0.3081,)).to_dict(),
+    run.write_card(
+        RunCard(
+            name=run.path.name,
+            created=timestamp(0),
+            config={},
+            model=ModelRecord.of_model(
+                {"name": "lenet", "options": {}, "input_shape": [1, 28, 28], "num_classes": 10},
+                model,
+            ),
+            data=DataRecord(source="mnist", classes=tuple(str(i) for i in range(10))),
+            preprocessing=Preprocessing((1, 28, 28), (0.1307,), (0.3081,)),
+            environment=Environment.describe(torch.device("cpu")),
+            status="finished",
+        )
     )
     run.save_weights(model)
     return run.path

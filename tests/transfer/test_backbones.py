@@ -77,11 +77,12 @@ def test_missing_run_directory_is_a_clear_error(tmp_path) -> None:
         load_backbone(f"run:{tmp_path / 'nope'}")
 
 
-def test_run_without_a_model_record_is_incompatible(tmp_path) -> None:
-    run = Run.create(tmp_path, "empty")
-    run.update_card(name="empty")
-    with pytest.raises(RunError, match="has no model record; it cannot be a backbone"):
-        load_backbone(f"run:{run.path}")
+def test_run_without_a_model_record_is_incompatible(lenet_run) -> None:
+    card = Run(lenet_run).read_json("run.json")
+    del card["model"]
+    Run(lenet_run).write_json("run.json", card)
+    with pytest.raises(RunError, match=r"run\.json: model is missing; the run card was changed"):
+        load_backbone(f"run:{lenet_run}")
 
 
 def test_run_with_missing_weights_is_incompatible(lenet_run) -> None:

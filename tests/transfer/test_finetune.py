@@ -177,8 +177,8 @@ def test_finetune_writes_a_run_that_evaluates_and_serves_as_a_backbone(
     )
     result = finetune(config)
     card = result.run.card
-    assert card["model"]["name"] == "adapted" and card["data"]["sizes"] == {"train": 20, "test": 20}
-    assert card["transfer"]["freeze"] == "until:blocks.10"
+    assert card.model.name == "adapted" and card.data.sizes == {"train": 20, "test": 20}
+    assert card.transfer is not None and card.transfer.freeze == "until:blocks.10"
     # `cnnkit evaluate` re-draws the same 20 test images and gets the same numbers
     again = evaluate_split(result.run.path, data_dir=str(tiny_mnist_dir), device="cpu").metrics
     assert again["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])

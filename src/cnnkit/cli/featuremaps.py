@@ -34,18 +34,16 @@ def featuremaps_command(
     from cnnkit.devices import resolve_device
     from cnnkit.evaluate import plots
     from cnnkit.evaluate.featuremaps import feature_maps
-    from cnnkit.evaluate.report import PLOTS_DIR
-    from cnnkit.predict import InputSpec
     from cnnkit.run import Run
 
     opened = Run.open(run)
     torch_device = resolve_device(device)
     model = opened.load_model(torch_device)
     pre = opened.preprocessing
-    pixels = torch.tensor(InputSpec.of_run(opened).load(image))
+    pixels = torch.tensor(pre.load(image))  # decoded by the run's input contract
     name, maps = feature_maps(model, pixels, preprocessing=pre, layer=layer, device=torch_device)
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
-    target = out_file or opened.path / PLOTS_DIR / f"featuremaps-{image.stem}-{slug}.png"
+    target = out_file or opened.files.plots / f"featuremaps-{image.stem}-{slug}.png"
     figure = plots.plot_feature_maps(pixels.numpy(), maps.numpy(), layer=name, max_maps=max_maps)
     plots.save_figure(figure, target)
     out.print(f"{name}: {maps.shape[0]} maps of {maps.shape[1]}x{maps.shape[2]}")

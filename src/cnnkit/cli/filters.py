@@ -23,14 +23,13 @@ def filters_command(
     Filters recorded during training (cnnkit train --record-filters) are drawn epoch by epoch.
     """
     from cnnkit.evaluate import plots
-    from cnnkit.evaluate.report import PLOTS_DIR
     from cnnkit.run import Run
     from cnnkit.train.filters import filter_weights, recorded_filters
 
     opened = Run.open(run)
     name, weights = filter_weights(opened.load_model("cpu"), layer)
     default = "filters.png" if layer is None else f"filters-{name}.png"
-    target = out_file or opened.path / PLOTS_DIR / default
+    target = out_file or opened.files.plots / default
     plots.save_figure(plots.plot_filters(weights, layer=name), target)
     out.print(f"{name}: {weights.shape[0]} filters of shape {tuple(weights.shape[1:])}")
     out.print(f"wrote [bold]{target}[/]", highlight=False)

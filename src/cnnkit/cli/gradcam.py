@@ -42,8 +42,6 @@ def gradcam_command(
     from cnnkit.devices import resolve_device
     from cnnkit.evaluate import plots
     from cnnkit.evaluate.gradcam import grad_cam
-    from cnnkit.evaluate.report import PLOTS_DIR
-    from cnnkit.predict import InputSpec
     from cnnkit.run import Run
 
     opened = Run.open(run)
@@ -51,8 +49,8 @@ def gradcam_command(
     torch_device = resolve_device(device)
     model = opened.load_model(torch_device)
     pre = opened.preprocessing
-    spec = InputSpec.of_run(opened)  # decoded as the run's training images were
-    pixels = torch.stack([torch.tensor(spec.load(p)) for p in images])
+    # decoded by the run's input contract, as its training images were
+    pixels = torch.stack([torch.tensor(pre.load(p)) for p in images])
     chosen = None if target is None else class_index(target, classes)
     cam = grad_cam(
         model, pixels, preprocessing=pre, layer=layer, targets=chosen, device=torch_device
@@ -74,6 +72,6 @@ def gradcam_command(
             + ("" if int(explained) == best else f", shows {classes[int(explained)]}")
         )
     figure = plots.plot_gradcam(pixels.numpy(), cam.heatmaps.numpy(), captions, layer=cam.layer)
-    file = out_file or opened.path / PLOTS_DIR / f"gradcam-{images[0].stem}.png"
+    file = out_file or opened.files.plots / f"gradcam-{images[0].stem}.png"
     plots.save_figure(figure, file)
     out.print(f"layer {cam.layer}; wrote [bold]{file}[/]", highlight=False)

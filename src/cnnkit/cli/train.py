@@ -295,7 +295,7 @@ def train_command(
 def print_run_end(run: Run, *, report: bool, device: str) -> None:
     """The end of a training command: training time, the run folder, and (if asked) the
     HTML report written into it."""
-    out.print(f"training time {run.card['train_seconds']:.1f}s; run saved to [bold]{run.path}[/]")
+    out.print(f"training time {run.card.train_seconds or 0:.1f}s; run saved to [bold]{run.path}[/]")
     if report:
         from cnnkit.evaluate.report import write_report
 

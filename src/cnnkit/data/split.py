@@ -30,10 +30,10 @@ from cnnkit.atomic import write_json
 from cnnkit.data.dataset import Dataset, Splits
 from cnnkit.errors import ConfigError, DataError
 from cnnkit.fields import FieldChecker
+from cnnkit.run_files import SPLIT_FILE
 
 log = logging.getLogger(__name__)
 
-SPLIT_FILE = "split.json"
 SPLIT_FORMAT = "cnnkit-split/1"
 
 

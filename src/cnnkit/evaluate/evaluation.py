@@ -12,15 +12,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from cnnkit.card import RunCard
 from cnnkit.data.dataset import Dataset
 from cnnkit.devices import resolve_device
 from cnnkit.errors import DataError, RunError
 from cnnkit.evaluate.metrics import TOP_K, Predictions, compute_metrics, write_predictions_csv
-from cnnkit.run import METRICS, Run
+from cnnkit.run import Run
+from cnnkit.run_files import METRICS, predictions_name
 
 log = logging.getLogger(__name__)
-
-PREDICTIONS = "predictions.csv"
 
 
 @dataclass(frozen=True, repr=False)
@@ -79,12 +79,13 @@ def evaluate_split(
         DataError: ``data`` does not match the run's classes or image shape.
     """
     run = run if isinstance(run, Run) else Run.open(run)
-    split = split or default_split(run)
-    dataset = _load(run, split, data, data_dir)
+    card = run.card
+    split = split or card.data.default_split()
+    dataset = _load(run, card, split, data, data_dir)
     torch_device = resolve_device(device)
     model = run.load_model(torch_device)
     predictions = Predictions.from_model(
-        model, dataset, preprocessing=run.preprocessing, device=torch_device
+        model, dataset, preprocessing=card.preprocessing, device=torch_device
     )
     metrics = compute_metrics(predictions, top_k=top_k)
     metrics["split"] = split
@@ -137,18 +138,7 @@ def save_evaluation(
     return [metrics_file, predictions_file]
 
 
-def predictions_name(split: str) -> str:
-    """``predictions.csv`` for the test split, ``predictions-<split>.csv`` otherwise."""
-    return PREDICTIONS if split == "test" else f"predictions-{split}.csv"
-
-
-def default_split(run: Run) -> str:
-    """The split evaluated by default: ``test``, or ``val`` when the run's data has no test part."""
-    sizes = run.card.get("data", {}).get("sizes", {})
-    return "test" if not sizes or sizes.get("test") else "val"
-
-
-def _load(run: Run, split: str, data: str | None, data_dir: str | None) -> Dataset:
+def _load(run: Run, card: RunCard, split: str, data: str | None, data_dir: str | None) -> Dataset:
     if data is None:
         return run.load_data(split, data_dir=data_dir)
     from cnnkit.data.sources import load_dataset
@@ -159,14 +149,14 @@ def _load(run: Run, split: str, data: str | None, data_dir: str | None) -> Datas
             f"data source {data!r} has no {split} split; choose one of {', '.join(parts)}"
         )
     dataset = parts[split]
-    if dataset.classes != run.classes:
+    if dataset.classes != card.classes:
         raise DataError(
             f"data source {data!r} has classes {list(dataset.classes)[:10]}, the run was "
-            f"trained on {list(run.classes)[:10]}; evaluate with data of the same classes"
+            f"trained on {list(card.classes)[:10]}; evaluate with data of the same classes"
         )
-    if dataset.image_shape != run.preprocessing.input_shape:
+    if dataset.image_shape != card.preprocessing.input_shape:
         raise DataError(
             f"data source {data!r} has images of shape {dataset.image_shape}, the run's model "
-            f"takes {run.preprocessing.input_shape}"
+            f"takes {card.preprocessing.input_shape}"
         )
     return dataset

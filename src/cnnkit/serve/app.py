@@ -65,7 +65,6 @@ from starlette.routing import Route
 from cnnkit.errors import CnnkitError, ConfigError, DataError
 from cnnkit.evaluate.gradcam import heatmap_overlay
 from cnnkit.predict import Predictor
-from cnnkit.run import METRICS
 
 log = logging.getLogger(__name__)
 requests_log = logging.getLogger("cnnkit.serve.requests")
@@ -264,7 +263,7 @@ class Demo:
         card = run.card
         accuracy = None
         try:
-            metrics = run.read_json(METRICS)
+            metrics = run.read_json(run.files.metrics)
             split = "test" if "test" in metrics else "val"
             accuracy = metrics.get(split, {}).get("accuracy")
             split_name = split
@@ -273,15 +272,15 @@ class Demo:
         mean = float(np.mean(predictor.preprocessing.mean))
         self.dark_background = mean < 0.5  # the training pictures' (MNIST: white on black)
         return {
-            "run": card.get("name", run.path.name),
-            "model": card.get("model", {}).get("name"),
-            "parameters": card.get("model", {}).get("parameters"),
+            "run": card.name,
+            "model": card.model.name,
+            "parameters": card.model.parameters,
             "classes": list(predictor.classes),
-            "input": predictor.spec.to_dict(),
+            "input": predictor.preprocessing.describe_input(),
             "accuracy": {"split": split_name, "value": accuracy} if accuracy is not None else None,
             # a canvas for grey runs; ink colour like the training images (MNIST: light on dark)
             "canvas": {
-                "enabled": predictor.spec.channels == 1,
+                "enabled": predictor.preprocessing.channels == 1,
                 "ink": "light" if mean < 0.5 else "dark",
             },
             "gradcam": predictor.explainable,
@@ -386,7 +385,7 @@ class Demo:
         image = predictor.load(body, max_pixels=self.settings.max_pixels, name="the upload")
         # grey runs: a dark digit on paper, for a model trained on light digits on black (or
         # the other way round), is inverted to look like the training pictures
-        inverted = predictor.spec.channels == 1 and (
+        inverted = predictor.preprocessing.channels == 1 and (
             light_background(image.numpy()) == self.dark_background
         )
         if inverted:

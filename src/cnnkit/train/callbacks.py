@@ -29,6 +29,7 @@ from torch import nn
 
 from cnnkit.atomic import atomic_open, write_json
 from cnnkit.errors import ConfigError, TrainingError
+from cnnkit.run_files import BEST, HISTORY, HISTORY_CSV, LAST
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +290,7 @@ class HistoryWriter(Callback):
         if not self.state.is_main:
             return
         history = self.state.history
-        write_json(self.directory / "history.json", history)
+        write_json(self.directory / HISTORY, history)
         columns: list[str] = []
         for row in history:
             columns.extend(k for k in row if k not in columns)
@@ -297,7 +298,7 @@ class HistoryWriter(Callback):
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(history)
-        with atomic_open(self.directory / "history.csv", "w") as handle:
+        with atomic_open(self.directory / HISTORY_CSV, "w") as handle:
             handle.write(buffer.getvalue())
 
 
@@ -498,17 +499,17 @@ class ModelCheckpoint(Callback):
             self.state.training["checkpoint_best_epoch"] = self.best_epoch
             if self.state.is_main:
                 self._write(
-                    "best.pt",
+                    BEST,
                     {"model": self.state.model.state_dict(), "epoch": epoch + 1, "logs": logs},
                 )
         if self.save_last and self.state.is_main and self.state.snapshot is not None:
-            self._write("last.pt", self.state.snapshot())
+            self._write(LAST, self.state.snapshot())
 
     def on_interrupt(self) -> None:
         if self.state.snapshot is None or not self.state.is_main:
             return
         if _model_is_finite(self.state.model):
-            self._write("last.pt", self.state.snapshot())
+            self._write(LAST, self.state.snapshot())
 
     def _write(self, name: str, payload: dict[str, Any]) -> None:
         from cnnkit.train.checkpoint import save_checkpoint

@@ -19,10 +19,8 @@ from torch import nn
 
 from cnnkit.atomic import write_path_atomically
 from cnnkit.errors import RunError
+from cnnkit.run_files import CHECKPOINTS, LAST
 
-CHECKPOINTS = "checkpoints"  # folder inside a run directory
-LAST = "last.pt"
-BEST = "best.pt"
 FORMAT = 1  # bumped when the snapshot layout changes
 
 
@@ -187,6 +185,9 @@ def check_snapshot(
     history = snapshot["history"]
     if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
         fail("history", "must be a list of dicts")
+    for index, row in enumerate(history):  # what the run's card and history.json are made of
+        integer(row.get("epoch"), f"history[{index}].epoch", 1)
+        number(row.get("time"), f"history[{index}].time")
 
 
 def _same_kind(fresh: Any, saved: Any) -> bool:

@@ -18,9 +18,9 @@ from torch import nn
 from cnnkit.atomic import atomic_open
 from cnnkit.errors import ConfigError, ModelError
 from cnnkit.models.probes import conv_layers, conv_module, find_layer
+from cnnkit.run_files import FILTERS_DIR
 from cnnkit.train.callbacks import Callback, Logs
 
-FILTERS_DIR = "filters"
 _RECORD = re.compile(r"epoch-(\d+)\.npy")
 
 

@@ -22,21 +22,15 @@ import torch
 from torch import nn
 
 from cnnkit.augment.spec import parse_augment
+from cnnkit.card import Environment, ModelRecord, RunCard, SplitSettings, timestamp
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.data.sources import canonical_source, data_root, get_source, load_dataset
-from cnnkit.data.split import (
-    SPLIT_FILE,
-    SplitFileError,
-    group_ids,
-    split_record,
-    write_split_file,
-)
+from cnnkit.data.sources import data_root, fit_rule, get_source, load_dataset
+from cnnkit.data.split import group_ids
 from cnnkit.devices import resolve_device
 from cnnkit.errors import (
     CnnkitError,
     ConfigError,
-    DataError,
     RunError,
     TrainingError,
     TrainingInterrupted,
@@ -46,7 +40,7 @@ from cnnkit.layers.spec import is_spec_path
 from cnnkit.models.forward import loss_and_accuracy
 from cnnkit.models.registry import get_model_entry
 from cnnkit.models.resolve import describe_model, resolve_model
-from cnnkit.run import Run, default_run_name, describe_environment
+from cnnkit.run import Run, default_run_name
 from cnnkit.train.callbacks import (
     Callback,
     EarlyStopping,
@@ -56,7 +50,7 @@ from cnnkit.train.callbacks import (
     NanGuard,
     ReduceLROnPlateau,
 )
-from cnnkit.train.checkpoint import CHECKPOINTS, LAST, load_checkpoint
+from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.distributed import (
     DistributedContext,
     init_distributed,
@@ -289,20 +283,6 @@ def create_run(runs_dir: str, name: str | None, *, model: str, data: str) -> Run
     raise RunError(f"could not find a free run name under {runs_dir}")
 
 
-def data_record(source: str, data_dir: str | None, splits: Splits, *, seed: int) -> dict[str, Any]:
-    """The run card's ``data`` section; the split file it names is written beside it."""
-    return {
-        "source": source,
-        "data_dir": data_dir,
-        "split_file": SPLIT_FILE,
-        "classes": list(splits.train.classes),
-        "split_seed": seed,
-        "sizes": {name: len(ds) for name, ds in splits.items()},
-        "fingerprints": {name: ds.fingerprint() for name, ds in splits.items()},
-        "origin": {name: ds.source for name, ds in splits.items()},
-    }
-
-
 def _shared_run(config: TrainConfig, label: str, context: DistributedContext | None) -> Run:
     """Rank 0 creates the run directory; under torchrun the others learn its path."""
     if context is None:
@@ -378,7 +358,7 @@ def _callbacks(config: TrainConfig, run: Run, has_val: bool, is_main: bool) -> l
     if is_main:
         callbacks += [
             HistoryWriter(run.path),
-            ModelCheckpoint(run.path / CHECKPOINTS, monitor="val_loss" if has_val else "loss"),
+            ModelCheckpoint(run.files.checkpoints, monitor="val_loss" if has_val else "loss"),
             *_recorders(config, run),
         ]
     if config.early_stopping is not None:
@@ -440,23 +420,20 @@ def resume_training(
     """
     run = Run.open(run_path)
     card = run.card
-    recorded = card.get("config")
-    if recorded is None:
-        raise RunError(f"{run.path / 'run.json'}: has no config section to resume from")
     try:
-        config = TrainConfig.from_dict(recorded)
+        config = TrainConfig.from_dict(card.config)
     except ConfigError as exc:
-        raise RunError(f"{run.path / 'run.json'}: config: {exc}") from exc
+        raise RunError(f"{run.files.card}: config: {exc}") from exc
     if epochs is not None:
         config.epochs = epochs
     if device is not None:
         config.device = device
-    last = run.path / CHECKPOINTS / LAST
+    last = run.files.last_checkpoint
     checkpoint = load_checkpoint(last) if last.is_file() else None
     position = checkpoint.get("position") if checkpoint is not None else None
     position = position if isinstance(position, dict) else {}
     trained = position.get("epoch")
-    if isinstance(trained, int) and card.get("status") == "finished" and trained >= config.epochs:
+    if isinstance(trained, int) and card.status == "finished" and trained >= config.epochs:
         raise ConfigError(
             f"{run.path} is finished: it has already trained {trained} of {config.epochs} "
             "epochs; ask for more epochs (--epochs) to continue"
@@ -470,7 +447,7 @@ def resume_training(
             )
         config.batch_size = batch_size
     if checkpoint is None:
-        if card.get("status") == "finished":
+        if card.status == "finished":
             raise RunError(f"{last}: no checkpoint there, and {run.path} is finished")
         log.warning("%s has no checkpoint yet: training it from the start", run.path)
     return _train(config, callbacks=callbacks, run=run, resume=checkpoint, verbose=verbose)
@@ -478,33 +455,24 @@ def resume_training(
 
 def _load_splits(config: TrainConfig, run: Run | None) -> Splits:
     """The config's data; when resuming ``run``, exactly the samples it recorded, or an error."""
-    resuming = run is not None and (run.path / SPLIT_FILE).is_file()
-    try:
-        splits = load_dataset(
+
+    def load(split_file: str | None) -> Splits:
+        return load_dataset(
             config.data,
             data_dir=config.data_dir,
             val_size=config.val_size,
             test_size=config.test_size,
             seed=config.seed,
             group_by=config.group_by,
-            split_file=str(run.path / SPLIT_FILE)
-            if run is not None and resuming
-            else config.split_file,
+            split_file=split_file,
         )
-    except DataError as exc:
-        if run is None or isinstance(exc, SplitFileError):  # damaged is not "the data changed"
-            raise
-        raise RunError(
-            f"the data found now differs from the data {run.path} was trained with ({exc})"
-        ) from exc
-    if run is not None:
-        recorded = run.card.get("data", {}).get("fingerprints", {})
-        for name, dataset in splits.items():
-            if recorded.get(name) and dataset.fingerprint() != recorded[name]:
-                raise RunError(
-                    f"the {name} data found now differs from the data {run.path} was trained "
-                    "with; pass --data-dir pointing at the original files"
-                )
+
+    if run is None:
+        return load(config.split_file)
+    resuming = run.files.split.is_file()
+    with run.data_changes():
+        splits = load(str(run.files.split) if resuming else config.split_file)
+    run.check_data(splits.items())
     return splits
 
 
@@ -530,7 +498,7 @@ def _train(
         context, device = init_distributed(device)
     try:
         splits = _load_splits(config, run)
-        preprocessing = Preprocessing.from_dataset(splits.train)
+        preprocessing = Preprocessing.from_dataset(splits.train, fit=fit_rule(config.data))
         # the initial weights are a function of the seed; each process drops out differently
         torch.manual_seed(config.seed + (context.rank if context else 0))
         if run is None:  # a registry name, a spec or a layers.Model
@@ -541,10 +509,10 @@ def _train(
                 options=config.model_options,
             )
         else:  # resuming: the model the run recorded (its weights come from the checkpoint)
-            model, model_record = run.new_model(), run.card["model"]
+            model, model_record = run.new_model(), run.card.model.to_dict()
         is_main = context is None or context.is_main
         created = run is None
-        before: dict[str, Any] | None = None
+        before: RunCard | None = None
         if run is None:
             label = describe_model(config.model)
             if not isinstance(config.model, str):
@@ -627,17 +595,17 @@ def _train(
             raise
         except ConfigError as exc:
             # refused before the first epoch's checkpoint: a failed start leaves nothing behind
-            if created and is_main and not any((run.path / CHECKPOINTS).glob("*")):
+            if created and is_main and not any(run.files.checkpoints.glob("*")):
                 shutil.rmtree(run.path)
                 raise
             if is_main and before is not None and history is None:
-                run.write_json("run.json", before)
+                run.write_card(before)
             elif is_main:
                 run.update_card(status="failed", error=str(exc))
             raise
         except CnnkitError as exc:  # e.g. a checkpoint that does not fit: nothing trained
             if is_main and before is not None and history is None:
-                run.write_json("run.json", before)
+                run.write_card(before)
             elif is_main:
                 run.update_card(status="failed", error=str(exc))
             raise
@@ -684,31 +652,22 @@ def _write_card(
     started: float,
     context: DistributedContext | None,
 ) -> None:
-    environment = describe_environment(device)
-    if context is not None:
-        environment["world_size"] = context.world_size
-    # the exact parts, so evaluation and later runs (--split-file RUN) read the same samples
-    source = canonical_source(config.data)
-    write_split_file(
-        run.path / SPLIT_FILE,
-        split_record(
-            splits,
-            source=source,
-            root=data_root(config.data, config.data_dir),
-            seed=config.seed,
-            val_size=config.val_size,
-            test_size=config.test_size,
-            group_by=config.group_by,
-            from_split_file=config.split_file,
-        ),
-    )
-    run.update_card(
-        name=run.path.name,
-        status="training",
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        config=dataclasses.asdict(config),
-        model={**model_record, "parameters": sum(p.numel() for p in model.parameters())},
-        data=data_record(source, config.data_dir, splits, seed=config.seed),
-        preprocessing=preprocessing.to_dict(),
-        environment=environment,
+    run.write_card(
+        RunCard(
+            name=run.path.name,
+            created=timestamp(started),
+            config=dataclasses.asdict(config),
+            model=ModelRecord.of_model(model_record, model),
+            data=run.record_data(
+                config.data,
+                config.data_dir,
+                splits,
+                SplitSettings(config.seed, config.val_size, config.test_size, config.group_by),
+                from_split_file=config.split_file,
+            ),
+            preprocessing=preprocessing,
+            environment=Environment.describe(
+                device, world_size=context.world_size if context is not None else None
+            ),
+        )
     )

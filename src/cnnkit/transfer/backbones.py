@@ -183,15 +183,18 @@ class Backbone:
         ]
 
     @staticmethod
-    def preprocessing_for(image_shape: Sequence[int]) -> Preprocessing:
-        """What goes before an adapted model: pixels scaled to 0..1, nothing else.
+    def preprocessing_for(image_shape: Sequence[int], *, fit: str = DEFAULT_FIT) -> Preprocessing:
+        """What goes before an adapted model: pixels scaled to 0..1, nothing else; pictures
+        of another size brought to ``image_shape`` by ``fit``.
 
         The backbone's own normalisation is inside the adapter, so normalising with the
         dataset's statistics here would be applied twice (the classic transfer trap).
         """
         channels = int(image_shape[0])
         shape = (channels, int(image_shape[1]), int(image_shape[2]))
-        return Preprocessing(input_shape=shape, mean=(0.0,) * channels, std=(1.0,) * channels)
+        return Preprocessing(
+            input_shape=shape, mean=(0.0,) * channels, std=(1.0,) * channels, fit=fit
+        )
 
 
 # -- sources ------------------------------------------------------------------------------
@@ -221,17 +224,15 @@ def _from_run(path: str) -> Backbone:
 
     run = Run.open(path)
     card = run.card
-    record = card.get("model")
-    if not isinstance(record, dict) or "name" not in record:
-        raise RunError(f"{run.path}: its run card has no model record; it cannot be a backbone")
+    record = card.model
     network = run.load_model("cpu")
     if not isinstance(network, Classifier):
         raise RunError(
-            f"{run.path}: model {record['name']!r} has no swappable head (not a cnnkit "
+            f"{run.path}: model {record.name!r} has no swappable head (not a cnnkit "
             "Classifier), so it cannot serve as a backbone"
         )
-    pre = run.preprocessing
-    channels = pre.input_shape[0]
+    pre = card.preprocessing
+    channels = pre.channels
     return Backbone(
         name=f"{RUN_PREFIX}{path}",
         network=network,
@@ -239,8 +240,8 @@ def _from_run(path: str) -> Backbone:
         mean=pre.mean,
         std=pre.std,
         color_order="grey" if channels == 1 else "RGB",
-        classes=run.classes,
-        record={"name": record["name"], "options": record.get("options", {})},
+        classes=card.classes,
+        record={"name": record.name, "options": record.options},
     )
 
 

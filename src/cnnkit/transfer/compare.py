@@ -158,36 +158,31 @@ def run_row(run_path: str, splits: Splits, *, device: torch.device | str = "cpu"
     if splits.test is None:
         raise ConfigError("measuring a run needs a test split")
     run = Run.open(run_path)
-    if run.classes != splits.test.classes:
+    card = run.card
+    if card.classes != splits.test.classes:
         raise ConfigError(
-            f"{run.path} was trained on other classes ({', '.join(run.classes[:5])} ...) "
+            f"{run.path} was trained on other classes ({', '.join(card.classes[:5])} ...) "
             f"than the data compared ({', '.join(splits.test.classes[:5])} ...)"
         )
-    preprocessing = run.preprocessing
+    preprocessing = card.preprocessing
     if preprocessing.input_shape != splits.test.image_shape:
         raise ConfigError(
             f"{run.path} takes images of shape {preprocessing.input_shape}, the data compared "
             f"has {splits.test.image_shape}"
         )
-    card = run.card
     network = run.load_model(device)
     scores = classification_metrics(
         network, splits.test, preprocessing=preprocessing, device=device
     )
-    transfer = card.get("transfer", {})
-    method = "saved run"
-    if transfer:
-        unfrozen = transfer.get("unfreeze_after")
-        after = f", all unfrozen after {unfrozen} epochs" if unfrozen else ""
-        method = f"fine-tuned (freeze {transfer['freeze']}{after})"
+    transfer = card.transfer
     return Row(
-        method=method,
-        backbone=transfer.get("backbone", card.get("model", {}).get("name", "?")),
+        method=transfer.describe() if transfer is not None else "saved run",
+        backbone=transfer.backbone if transfer is not None else card.model.name,
         head="-",
         features=0,
-        train_size=int(card.get("data", {}).get("sizes", {}).get("train", 0)),
+        train_size=card.data.sizes.get("train", 0),
         test_size=len(splits.test),
         accuracy=scores["accuracy"],
         balanced_accuracy=scores["balanced_accuracy"],
-        seconds=float(card.get("train_seconds", 0.0)),
+        seconds=card.train_seconds or 0.0,
     )

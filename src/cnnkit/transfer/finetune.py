@@ -25,18 +25,25 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+from cnnkit.card import (
+    Environment,
+    ModelRecord,
+    RunCard,
+    SplitSettings,
+    TransferRecord,
+    timestamp,
+)
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.data.sources import canonical_source, data_root, get_source, load_dataset
-from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
+from cnnkit.data.sources import fit_rule, get_source, load_dataset
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, did_you_mean
 from cnnkit.layers.classifier import Classifier
 from cnnkit.models.adapter import AdaptedClassifier
 from cnnkit.models.probes import layer_path
-from cnnkit.run import Run, describe_environment
+from cnnkit.run import Run
 from cnnkit.train.callbacks import Callback, HistoryWriter, Logs
-from cnnkit.train.job import create_run, data_record
+from cnnkit.train.job import create_run
 from cnnkit.train.loop import fit
 from cnnkit.train.optim import make_optimizer
 from cnnkit.transfer.backbones import Backbone, check_backbone_inputs, load_backbone
@@ -324,7 +331,7 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
     torch.manual_seed(config.seed)  # the new head's initial weights
     model = backbone.classifier_for(shape, num_classes, input_size=config.input_size)
     frozen = freeze(model, spec)
-    preprocessing = Backbone.preprocessing_for(shape)
+    preprocessing = Backbone.preprocessing_for(shape, fit=fit_rule(config.data))
     with torch.no_grad():
         check_backbone_inputs(model.adapter(preprocessing(splits.train.images[:256])), backbone)
     groups = param_groups(model, lr=config.lr, backbone_lr_mult=config.backbone_lr_mult)
@@ -333,54 +340,43 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
     run = create_run(
         config.runs_dir, config.name, model=f"finetune-{config.backbone}", data=config.data
     )
-    # the full split goes in the split file (as `cnnkit train` writes it); the sample drawn
-    # from each part is re-drawn by Run.load_data from data.subsets
-    source = canonical_source(config.data)
-    write_split_file(
-        run.path / SPLIT_FILE,
-        split_record(
-            full,
-            source=source,
-            root=data_root(config.data, config.data_dir),
-            seed=config.seed,
-            val_size=sample.holdout,
-            test_size=None,
-            group_by=None,
-            from_split_file=None,
-        ),
-    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    run.update_card(
-        name=run.path.name,
-        status="training",
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        # val_size/test_size on the card mean what they mean for `cnnkit train` (hold-outs
-        # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
-        config={**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
-        model={**record, "parameters": sum(p.numel() for p in model.parameters())},
-        data={
-            **data_record(source, config.data_dir, splits, seed=config.seed),
-            "sample": sample.describe(),
-            "subsets": sample.records(),
-        },
-        preprocessing=preprocessing.to_dict(),
-        transfer={
-            "backbone": backbone.name,
-            "backbone_digest": backbone.digest(),
-            "backbone_input": {
-                "shape": list(model.adapter.input_shape),
-                "mean": list(backbone.mean),
-                "std": list(backbone.std),
-                "color_order": backbone.color_order,
-            },
-            "freeze": str(spec),
-            "frozen_parameter_tensors": len(frozen.parameters),
-            "frozen_batchnorm_layers": len(frozen.norms),
-            "trainable_parameters_at_start": trainable,
-            "unfreeze_after": config.unfreeze_after,
-            "lr": {"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
-        },
-        environment=describe_environment(device),
+    run.write_card(
+        RunCard(
+            name=run.path.name,
+            created=timestamp(started),
+            # val_size/test_size on the card mean what they mean for `cnnkit train` (hold-outs
+            # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
+            config={**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
+            model=ModelRecord.of_model(record, model),
+            # the full split goes in the split file (as `cnnkit train` writes it); the sample
+            # drawn from each part is re-drawn by Run.load_data from data.subsets
+            data=run.record_data(
+                config.data,
+                config.data_dir,
+                full,
+                SplitSettings(seed=config.seed, val_size=sample.holdout),
+                sample=(sample, splits),
+            ),
+            preprocessing=preprocessing,
+            environment=Environment.describe(device),
+            transfer=TransferRecord(
+                backbone=backbone.name,
+                backbone_digest=backbone.digest(),
+                backbone_input={
+                    "shape": list(model.adapter.input_shape),
+                    "mean": list(backbone.mean),
+                    "std": list(backbone.std),
+                    "color_order": backbone.color_order,
+                },
+                freeze=str(spec),
+                frozen_parameter_tensors=len(frozen.parameters),
+                frozen_batchnorm_layers=len(frozen.norms),
+                trainable_parameters_at_start=trainable,
+                unfreeze_after=config.unfreeze_after,
+                lr={"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
+            ),
+        )
     )
     hooks: list[Callback] = [HistoryWriter(run.path)]
     if config.unfreeze_after is not None:
