@@ -23,13 +23,20 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # layer or of a lower one. The root package ``cnnkit`` runs no cnnkit import (its public names
 # are resolved on first use), so any module may read ``cnnkit.__version__``.
 LAYERS: list[tuple[str, ...]] = [
-    ("cnnkit", "cnnkit.errors", "cnnkit.atomic", "cnnkit.fields", "cnnkit.options"),
+    (
+        "cnnkit",
+        "cnnkit.errors",
+        "cnnkit.atomic",
+        "cnnkit.fields",
+        "cnnkit.options",
+        "cnnkit.run_files",
+    ),
     ("cnnkit.devices", "cnnkit.notebook", "cnnkit.figure", "cnnkit.ops"),
     ("cnnkit.data",),
     ("cnnkit.layers",),
     ("cnnkit.models",),
     ("cnnkit.augment",),
-    ("cnnkit.run",),
+    ("cnnkit.run", "cnnkit.card"),
     ("cnnkit.train",),
     ("cnnkit.evaluate",),
     ("cnnkit.transfer", "cnnkit.predict"),
