@@ -9,6 +9,10 @@
 - ``model.pt2`` — the same model as a ``torch.export`` program
   (``torch.export.load("model.pt2").module()``), also with a dynamic batch axis; loading it
   needs no cnnkit and no model code.
+- ``model.int8.onnx`` (with ``int8=True``, ``cnnkit export --int8``) — the ONNX graph
+  statically quantised to int8 (:mod:`cnnkit.quantize`), calibrated on images of the run's
+  training split; kept only when its top-1 accuracy on the whole check split is within
+  :data:`cnnkit.quantize.MAX_DROP` points of the float32 file's.
 - ``export.json`` — the run's metadata (class names in output order, the input spec with
   its fit rule, the normalisation ``(pixel / 255 - mean) / std``) and the parity figures.
   The same metadata is stored inside each file: ONNX ``metadata_props`` (keys ``cnnkit.*``)
@@ -35,11 +39,20 @@ from typing import Any
 import torch
 
 from cnnkit.atomic import atomic_folder
+from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, ModelError, RunError
 from cnnkit.evaluate.evaluation import default_split
 from cnnkit.inference import EVAL_BATCH, predict_logits
 from cnnkit.predict import InputSpec
+from cnnkit.quantize import (
+    CALIBRATION_IMAGES,
+    MAX_DROP,
+    Int8Check,
+    accuracy_check,
+    calibration_sample,
+    quantize_onnx,
+)
 from cnnkit.run import Run
 
 log = logging.getLogger(__name__)
@@ -47,6 +60,7 @@ log = logging.getLogger(__name__)
 FORMATS = ("onnx", "pt2")
 EXPORT_DIR = "export"
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
 PT2_FILE = "model.pt2"
 METADATA_FILE = "export.json"
 METADATA_FORMAT = "cnnkit-export-model/1"
@@ -104,6 +118,7 @@ class ExportResult:
     files: dict[str, Path]
     parity: dict[str, Parity]
     metadata: dict[str, Any]
+    int8: Int8Check | None = None
 
 
 def export_metadata(run: Run) -> dict[str, Any]:
@@ -154,6 +169,9 @@ def export_run(
     samples: int = PARITY_SAMPLES,
     data_dir: str | None = None,
     tolerance: float = TOLERANCE,
+    int8: bool = False,
+    calibration: int = CALIBRATION_IMAGES,
+    max_drop: float = MAX_DROP,
 ) -> ExportResult:
     """Export a run's model and check each file against the PyTorch model.
 
@@ -167,15 +185,26 @@ def export_run(
         samples: how many images of the split to check on; 0 means all of them.
         data_dir: read the run's data from this folder instead of the recorded one.
         tolerance: the largest absolute logit difference accepted.
+        int8: also write ``model.int8.onnx``, statically quantised (needs ``onnx``).
+        calibration: training images that calibrate the int8 ranges.
+        max_drop: top-1 points the int8 file may lose against the float32 one, measured on
+            the whole check split.
 
     Raises:
         ConfigError: an unknown format, bad numbers, or the ``export`` extra is missing.
         RunError: the run or its data cannot be read.
-        ModelError: the model cannot be exported, or an export differs from the model by
-            more than ``tolerance`` (nothing is written then).
+        ModelError: the model cannot be exported, an export differs from the model by
+            more than ``tolerance``, or the int8 file loses more than ``max_drop`` points
+            (nothing is written then).
     """
     run = run if isinstance(run, Run) else Run.open(run)
     chosen = _check_formats(formats)
+    if int8 and "onnx" not in chosen:
+        raise ConfigError("an int8 export is an ONNX file: add --format onnx, or drop --int8")
+    if calibration < 1:
+        raise ConfigError(f"calibration needs at least 1 image, got {calibration}")
+    if not max_drop >= 0:
+        raise ConfigError(f"max drop must be 0 or more points, got {max_drop}")
     if samples < 0:
         raise ConfigError(f"samples must be 0 (the whole split) or positive, got {samples}")
     if not tolerance > 0:
@@ -233,11 +262,57 @@ def export_run(
                 f"{worst.samples}); nothing was written. Try another --opset, or pass a larger "
                 "--tolerance if the difference is acceptable"
             )
+        check = None
+        if int8:
+            check = _int8_export(run, staging, dataset, split, data_dir, calibration, max_drop)
+            files["int8"] = staging / INT8_FILE
+            metadata["int8"] = check.to_dict()
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", "utf-8")
     files = {name: target / path.name for name, path in files.items()}
     files["metadata"] = target / METADATA_FILE
     log.info("exported %s to %s", run.path, target)
-    return ExportResult(target, files, parity, metadata)
+    return ExportResult(target, files, parity, metadata, check)
+
+
+def _int8_export(
+    run: Run,
+    staging: Path,
+    dataset: Dataset,
+    split: str,
+    data_dir: str | None,
+    calibration: int,
+    max_drop: float,
+) -> Int8Check:
+    """Quantise the staged ONNX file and check its accuracy on the whole check split."""
+    train = run.load_data("train", data_dir=data_dir)
+    if len(train) == 0:
+        raise RunError(f"{run.path} has no training images to calibrate an int8 export on")
+    chosen = calibration_sample(calibration, len(train))
+    quantize_onnx(
+        staging / ONNX_FILE,
+        staging / INT8_FILE,
+        run.preprocessing(train.images[chosen]),
+        input_name=INPUT_NAME,
+        metadata=onnx_metadata(staging / ONNX_FILE),
+    )
+    check = accuracy_check(
+        INT8_FILE,
+        OnnxModel(staging / ONNX_FILE).logits,
+        OnnxModel(staging / INT8_FILE).logits,
+        dataset.images,
+        dataset.labels,
+        split=split,
+        calibration_images=len(chosen),
+        max_drop=max_drop,
+    )
+    if not check.passed:
+        raise ModelError(
+            f"the int8 export loses {check.drop:.2f} top-1 points on {check.samples:,} {split} "
+            f"images ({check.int8_accuracy * 100:.2f}% against float32's "
+            f"{check.fp32_accuracy * 100:.2f}%; at most {max_drop:g} accepted); nothing was "
+            "written. Export without --int8, or try more --calibration images"
+        )
+    return check
 
 
 def compare(
