@@ -40,10 +40,20 @@ import torch
 
 from cnnkit.atomic import atomic_folder
 from cnnkit.data.dataset import Dataset
-from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError, ModelError, RunError
 from cnnkit.evaluate.evaluation import default_split
-from cnnkit.inference import EVAL_BATCH, predict_logits
+from cnnkit.inference import predict_logits
+from cnnkit.onnx_runtime import (
+    EXPORT_FOLDER,
+    EXPORT_METADATA,
+    INPUT_NAME,
+    ONNX_FILES,
+    OUTPUT_NAME,
+    OnnxModel,
+    batched,
+    require_onnx,
+    weights_digest,
+)
 from cnnkit.predict import InputSpec
 from cnnkit.quantize import (
     CALIBRATION_IMAGES,
@@ -53,19 +63,17 @@ from cnnkit.quantize import (
     calibration_sample,
     quantize_onnx,
 )
-from cnnkit.run import Run
+from cnnkit.run import WEIGHTS, Run
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "pt2")
-EXPORT_DIR = "export"
-ONNX_FILE = "model.onnx"
-INT8_FILE = "model.int8.onnx"
+EXPORT_DIR = EXPORT_FOLDER
+ONNX_FILE = ONNX_FILES["onnx"]
+INT8_FILE = ONNX_FILES["onnx-int8"]
 PT2_FILE = "model.pt2"
-METADATA_FILE = "export.json"
+METADATA_FILE = EXPORT_METADATA
 METADATA_FORMAT = "cnnkit-export-model/1"
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
 BATCH_AXIS = "batch"
 OPSET = 18  # ONNX opset: 18 is what torch's exporter targets natively, onnxruntime >= 1.14 runs it
 PARITY_SAMPLES = 1000  # images of the run's data each export is checked on (0 = the whole split)
@@ -156,6 +164,7 @@ def export_metadata(run: Run) -> dict[str, Any]:
         },
         "cnnkit": __version__,
         "torch": torch.__version__,
+        "weights_sha256": weights_digest(run.path / WEIGHTS),
     }
 
 
@@ -210,7 +219,7 @@ def export_run(
     if not tolerance > 0:
         raise ConfigError(f"tolerance must be positive, got {tolerance}")
     if "onnx" in chosen:
-        _require_onnx()
+        require_onnx()
     split = split or default_split(run)
     dataset = run.load_data(split, data_dir=data_dir)
     images = dataset.images if samples == 0 else dataset.images[:samples]
@@ -233,7 +242,7 @@ def export_run(
             path = staging / PT2_FILE
             _save_pt2(program, path, metadata)
             loaded = torch.export.load(path).module()
-            checks["pt2"] = lambda x: _batched(lambda b: loaded(pre(b)), x)
+            checks["pt2"] = lambda x: batched(lambda b: loaded(pre(b)), x)
             files["pt2"] = path
         if "onnx" in chosen:
             path = staging / ONNX_FILE
@@ -343,55 +352,6 @@ def compare(
     )
 
 
-class OnnxModel:
-    """An exported ONNX file in onnxruntime, with the preprocessing stored in it.
-
-    Example:
-        >>> model = OnnxModel("runs/lenet-mnist/export/model.onnx")
-        >>> model.classes[int(model.logits(images_uint8).argmax(1)[0])]
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        """Open ``path`` in onnxruntime (CPU) and read its cnnkit metadata.
-
-        Raises:
-            ConfigError: the ``export`` extra is not installed.
-            ModelError: the file is not an ONNX model, or has no cnnkit metadata.
-        """
-        _require_onnx()
-        import onnxruntime
-
-        self.path = Path(path)
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(self.path), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"{self.path}: onnxruntime cannot load the file ({exc})") from exc
-        props = self.session.get_modelmeta().custom_metadata_map
-        try:
-            self.classes = tuple(json.loads(props["cnnkit.classes"]))
-            self.preprocessing = Preprocessing.from_dict(json.loads(props["cnnkit.preprocessing"]))
-        except (KeyError, ValueError, RunError) as exc:
-            raise ModelError(
-                f"{self.path}: no cnnkit metadata in the ONNX file ({exc}); export it with "
-                "`cnnkit export RUN`"
-            ) from exc
-
-    def logits_of_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, K)`` of normalised float inputs ``(N, C, H, W)``."""
-        return _batched(
-            lambda batch: torch.from_numpy(
-                self.session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
-            ),
-            inputs.float().contiguous(),
-        )
-
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, K)`` of uint8 images ``(N, C, H, W)``, normalised as in training."""
-        return _batched(lambda batch: self.logits_of_inputs(self.preprocessing(batch)), images)
-
-
 # -- internals ---------------------------------------------------------------------------
 
 
@@ -404,23 +364,6 @@ def _check_formats(formats: Sequence[str]) -> tuple[str, ...]:
             f"{', '.join(FORMATS)}"
         )
     return chosen
-
-
-def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(
-            f"ONNX export needs the export extra ({exc.name} is missing): "
-            "pip install 'cnnkit[export]'"
-        ) from exc
-
-
-def _batched(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([function(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
 
 
 @contextlib.contextmanager
@@ -534,7 +477,7 @@ def load_pt2_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``cnnkit.*`` metadata_props of an ONNX file."""
-    _require_onnx()
+    require_onnx()
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)
