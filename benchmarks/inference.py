@@ -89,7 +89,7 @@ def serve_rate(predictor: Predictor, body: bytes, requests: int) -> tuple[float,
         latencies = []
         for i in range(requests + 5):
             start = time.perf_counter()
-            connection.request("POST", "/api/predict?top_k=3", body=body, headers=headers)
+            connection.request("POST", "/api/predict?top_k=3&gradcam=0", body=body, headers=headers)
             response = connection.getresponse()
             response.read()
             if response.status != 200:
@@ -176,7 +176,8 @@ Run `{args.run.name}` ({model_name}), its test split of
 "before" is the PyTorch path as `cnnkit predict` ran it before this benchmark's change (NCHW).
 model = images/s in batches of 1,000 and the latency of one image; predict =
 `Predictor.predict_files` on {len(files):,} PNG files (decode + model + top-3); serve = the
-demo app on 127.0.0.1, one client, one PNG per POST, {args.requests} requests per repeat.
+demo app on 127.0.0.1, one client, one PNG per POST without Grad-CAM (`gradcam=0`; a
+Grad-CAM answer runs the PyTorch model whatever the engine), {args.requests} requests per repeat.
 
 {
         markdown_table(
