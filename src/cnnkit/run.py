@@ -34,6 +34,7 @@ from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import CnnkitError, DataError, RunError
 from cnnkit.fields import MAX_CLASSES, FieldChecker
+from cnnkit.openmp import wait_policy
 
 CARD = "run.json"
 WEIGHTS = "weights.safetensors"
@@ -485,6 +486,7 @@ def describe_environment(device: torch.device) -> dict[str, Any]:
         "platform": platform.platform(),
         "processor": _cpu_name(),
         "cpu_threads": torch.get_num_threads(),
+        "openmp_wait": wait_policy(),
         "device": str(device),
     }
     if device.type == "cuda":
