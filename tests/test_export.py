@@ -20,6 +20,7 @@ from cnnkit.export import (
     onnx_metadata,
 )
 from cnnkit.models.forward import predict_logits
+from tests.hostile.conftest import cli
 
 # The tolerance these tests hold the exports to: float32 engines differ in summation order
 # only, so LeNet's logits (magnitude ~10) agree to ~1e-5; cnnkit's default accepts 1e-3.
@@ -171,3 +172,79 @@ def test_cli_prints_the_parity_of_each_file(trained, tmp_path) -> None:
     assert "model.pt2 (torch.export" in result.output
     assert "top-1 agreement 20/20 (100.00%) on test images" in result.output
     assert (target / "model.pt2").is_file() and not (target / "model.onnx").exists()
+
+
+@pytest.fixture(scope="module")
+def quantized(trained, tmp_path_factory):
+    """ONNX float32 + int8, the int8 file judged on the whole 300-image test split."""
+    out = tmp_path_factory.mktemp("int8") / "export"
+    return export_run(trained, out=out, formats=["onnx"], samples=50, int8=True, calibration=64)
+
+
+def test_int8_export_keeps_the_accuracy_and_says_so(quantized, trained) -> None:
+    check = quantized.int8
+    assert check is not None and check.split == "test" and check.samples == 300
+    assert check.calibration_split == "train" and check.calibration_images == 64
+    assert abs(check.drop) <= 0.5 and check.passed
+    test = trained.load_data("test")
+    runner = OnnxModel(quantized.files["int8"])  # uint8 in, by the metadata stored in the file
+    int8_accuracy = float((runner.logits(test.images).argmax(1) == test.labels).float().mean())
+    assert int8_accuracy == pytest.approx(check.int8_accuracy)
+    recorded = json.loads((quantized.folder / METADATA_FILE).read_text())["int8"]
+    assert recorded["file"] == "model.int8.onnx" and recorded["drop_points"] == check.drop
+    props = onnx_metadata(quantized.files["int8"])
+    assert props["cnnkit.precision"] == "int8"
+    assert json.loads(props["cnnkit.classes"]) == list(trained.classes)
+    graph = onnx.load(str(quantized.files["int8"])).graph
+    assert any(node.op_type == "QuantizeLinear" for node in graph.node)
+    assert quantized.files["int8"].stat().st_size < quantized.files["onnx"].stat().st_size / 2
+
+
+def test_an_int8_export_that_loses_accuracy_is_not_kept(trained, tmp_path, monkeypatch) -> None:
+    import cnnkit.export
+
+    original = cnnkit.export.accuracy_check
+
+    def worse(file, fp32, int8, images, labels, **options):  # the int8 file says class 0
+        return original(
+            file, fp32, lambda x: torch.eye(10)[[0] * len(x)], images, labels, **options
+        )
+
+    monkeypatch.setattr(cnnkit.export, "accuracy_check", worse)
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "model.onnx").write_text("an earlier export")
+    with pytest.raises(ModelError, match=r"int8 export loses \d+\.\d\d top-1 points on 300 test"):
+        export_run(trained, out=target, formats=["onnx"], samples=10, int8=True, calibration=16)
+    assert [p.name for p in target.iterdir()] == ["model.onnx"]  # the earlier export stays
+    assert (target / "model.onnx").read_text() == "an earlier export"
+
+
+def test_int8_requests_checked_first(trained) -> None:
+    with pytest.raises(ConfigError, match="int8 export is an ONNX file"):
+        export_run(trained, formats=["pt2"], int8=True)
+    with pytest.raises(ConfigError, match="calibration needs at least 1 image"):
+        export_run(trained, formats=["onnx"], int8=True, calibration=0)
+
+
+def test_cli_int8_line_and_usage_error(trained, tmp_path, monkeypatch, capsys) -> None:
+    from typer.testing import CliRunner
+
+    from cnnkit.cli.main import app
+
+    target = tmp_path / "out"
+    args = ["export", str(trained.path), "-f", "onnx", "--samples", "20", "--out", str(target)]
+    result = CliRunner().invoke(app, [*args, "--int8"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "model.int8.onnx (int8, " in result.output
+    assert "on 300 test images; calibrated on 512 training images" in result.output
+    assert (target / "model.int8.onnx").is_file()
+    code, stdout, stderr = cli(
+        monkeypatch, capsys, "export", str(trained.path), "-f", "pt2", "--int8"
+    )
+    assert (
+        code == 1
+        and stdout == ""
+        and stderr.strip().splitlines()
+        == ["error: an int8 export is an ONNX file: add --format onnx, or drop --int8"]
+    )

@@ -36,11 +36,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("cnnkit.layers",),
     ("cnnkit.models",),
     ("cnnkit.augment",),
-    ("cnnkit.run", "cnnkit.card"),
+    ("cnnkit.run", "cnnkit.card", "cnnkit.onnx_runtime"),
     ("cnnkit.train",),
     ("cnnkit.evaluate",),
     ("cnnkit.transfer", "cnnkit.predict"),
-    ("cnnkit.export", "cnnkit.serve"),
+    ("cnnkit.export", "cnnkit.quantize", "cnnkit.serve"),
     ("cnnkit.cli", "cnnkit.__main__"),
     ("cnnkit.keras",),
 ]

@@ -41,6 +41,7 @@ from cnnkit.data.images import DEFAULT_FIT, FIT_MODES
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import CnnkitError, RunError
 from cnnkit.fields import MAX_CLASSES, FieldChecker
+from cnnkit.openmp import wait_policy
 from cnnkit.run_files import SPLIT_FILE
 
 FORMAT = 2  # the run card layout this cnnkit writes (1: cards without a "format" field)
@@ -293,6 +294,7 @@ class Environment:
         device: the training device.
         gpu: the GPU's name, when training on one.
         world_size: processes training together (under torchrun).
+        openmp_wait: how torch's OpenMP threads waited for work (:mod:`cnnkit.openmp`).
     """
 
     cnnkit: str
@@ -305,6 +307,7 @@ class Environment:
     device: str
     gpu: str | None = None
     world_size: int | None = None
+    openmp_wait: str | None = None
 
     @classmethod
     def describe(cls, device: TorchDevice, *, world_size: int | None = None) -> Environment:
@@ -324,6 +327,7 @@ class Environment:
             device=str(device),
             gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
             world_size=world_size,
+            openmp_wait=wait_policy(),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -334,13 +338,14 @@ class Environment:
         check = _checker(file)
         check.mapping(value, "environment")
         names = [f.name for f in dataclasses.fields(cls)]
-        required = [n for n in names if n not in ("gpu", "world_size")]
+        required = [n for n in names if n not in ("gpu", "world_size", "openmp_wait")]
         check.keys(value, "environment", required=required, allowed=names)
         for key in required:
             if key != "cpu_threads":
                 check.text(value[key], f"environment.{key}")
         check.integer(value["cpu_threads"], "environment.cpu_threads", low=1)
         _optional_text(check, value.get("gpu"), "environment.gpu")
+        _optional_text(check, value.get("openmp_wait"), "environment.openmp_wait")
         if value.get("world_size") is not None:
             check.integer(value["world_size"], "environment.world_size", low=1)
         return cls(**value)

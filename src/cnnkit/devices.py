@@ -28,3 +28,11 @@ def resolve_device(name: str = "auto") -> torch.device:
             f"device type {device.type!r} is not supported; use auto, cpu or cuda[:N]"
         )
     return device
+
+
+def prefers_channels_last(model: torch.nn.Module, device: torch.device, reduced: bool) -> bool:
+    """Whether ``model`` should run channels-last on ``device``: when it has 2-D convolutions
+    and runs on a CPU (oneDNN), or in reduced precision (``reduced``) on a GPU — measured
+    faster there, and not for fp32 convolutions on a GPU."""
+    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    return has_conv and (device.type == "cpu" or reduced)

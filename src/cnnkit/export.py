@@ -9,6 +9,10 @@
 - ``model.pt2`` — the same model as a ``torch.export`` program
   (``torch.export.load("model.pt2").module()``), also with a dynamic batch axis; loading it
   needs no cnnkit and no model code.
+- ``model.int8.onnx`` (with ``int8=True``, ``cnnkit export --int8``) — the ONNX graph
+  statically quantised to int8 (:mod:`cnnkit.quantize`), calibrated on images of the run's
+  training split; kept only when its top-1 accuracy on the whole check split is within
+  :data:`cnnkit.quantize.MAX_DROP` points of the float32 file's.
 - ``export.json`` — the run's metadata (class names in output order, the input spec with
   its fit rule, the normalisation ``(pixel / 255 - mean) / std``) and the parity figures.
   The same metadata is stored inside each file: ONNX ``metadata_props`` (keys ``cnnkit.*``)
@@ -35,20 +39,37 @@ from typing import Any
 import torch
 
 from cnnkit.atomic import atomic_folder
-from cnnkit.data.preprocess import Preprocessing
+from cnnkit.data.dataset import Dataset
 from cnnkit.errors import ConfigError, ModelError, RunError
-from cnnkit.models.forward import EVAL_BATCH, predict_logits
+from cnnkit.models.forward import predict_logits
+from cnnkit.onnx_runtime import (
+    EXPORT_METADATA,
+    INPUT_NAME,
+    ONNX_FILES,
+    OUTPUT_NAME,
+    OnnxModel,
+    batched,
+    require_onnx,
+    weights_digest,
+)
+from cnnkit.quantize import (
+    CALIBRATION_IMAGES,
+    MAX_DROP,
+    Int8Check,
+    accuracy_check,
+    calibration_sample,
+    quantize_onnx,
+)
 from cnnkit.run import Run
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("onnx", "pt2")
-ONNX_FILE = "model.onnx"
+ONNX_FILE = ONNX_FILES["onnx"]
+INT8_FILE = ONNX_FILES["onnx-int8"]
 PT2_FILE = "model.pt2"
-METADATA_FILE = "export.json"
+METADATA_FILE = EXPORT_METADATA
 METADATA_FORMAT = "cnnkit-export-model/1"
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
 BATCH_AXIS = "batch"
 OPSET = 18  # ONNX opset: 18 is what torch's exporter targets natively, onnxruntime >= 1.14 runs it
 PARITY_SAMPLES = 1000  # images of the run's data each export is checked on (0 = the whole split)
@@ -101,6 +122,7 @@ class ExportResult:
     files: dict[str, Path]
     parity: dict[str, Parity]
     metadata: dict[str, Any]
+    int8: Int8Check | None = None
 
 
 def export_metadata(run: Run) -> dict[str, Any]:
@@ -140,6 +162,7 @@ def export_metadata(run: Run) -> dict[str, Any]:
         },
         "cnnkit": __version__,
         "torch": torch.__version__,
+        "weights_sha256": weights_digest(run.files.weights),
     }
 
 
@@ -153,6 +176,9 @@ def export_run(
     samples: int = PARITY_SAMPLES,
     data_dir: str | None = None,
     tolerance: float = TOLERANCE,
+    int8: bool = False,
+    calibration: int = CALIBRATION_IMAGES,
+    max_drop: float = MAX_DROP,
 ) -> ExportResult:
     """Export a run's model and check each file against the PyTorch model.
 
@@ -166,21 +192,32 @@ def export_run(
         samples: how many images of the split to check on; 0 means all of them.
         data_dir: read the run's data from this folder instead of the recorded one.
         tolerance: the largest absolute logit difference accepted.
+        int8: also write ``model.int8.onnx``, statically quantised (needs ``onnx``).
+        calibration: training images that calibrate the int8 ranges.
+        max_drop: top-1 points the int8 file may lose against the float32 one, measured on
+            the whole check split.
 
     Raises:
         ConfigError: an unknown format, bad numbers, or the ``export`` extra is missing.
         RunError: the run or its data cannot be read.
-        ModelError: the model cannot be exported, or an export differs from the model by
-            more than ``tolerance`` (nothing is written then).
+        ModelError: the model cannot be exported, an export differs from the model by
+            more than ``tolerance``, or the int8 file loses more than ``max_drop`` points
+            (nothing is written then).
     """
     run = run if isinstance(run, Run) else Run.open(run)
     chosen = _check_formats(formats)
+    if int8 and "onnx" not in chosen:
+        raise ConfigError("an int8 export is an ONNX file: add --format onnx, or drop --int8")
+    if calibration < 1:
+        raise ConfigError(f"calibration needs at least 1 image, got {calibration}")
+    if not max_drop >= 0:
+        raise ConfigError(f"max drop must be 0 or more points, got {max_drop}")
     if samples < 0:
         raise ConfigError(f"samples must be 0 (the whole split) or positive, got {samples}")
     if not tolerance > 0:
         raise ConfigError(f"tolerance must be positive, got {tolerance}")
     if "onnx" in chosen:
-        _require_onnx()
+        require_onnx()
     split = split or run.card.data.default_split()
     dataset = run.load_data(split, data_dir=data_dir)
     images = dataset.images if samples == 0 else dataset.images[:samples]
@@ -203,7 +240,7 @@ def export_run(
             path = staging / PT2_FILE
             _save_pt2(program, path, metadata)
             loaded = torch.export.load(path).module()
-            checks["pt2"] = lambda x: _batched(lambda b: loaded(pre(b)), x)
+            checks["pt2"] = lambda x: batched(lambda b: loaded(pre(b)), x)
             files["pt2"] = path
         if "onnx" in chosen:
             path = staging / ONNX_FILE
@@ -232,11 +269,57 @@ def export_run(
                 f"{worst.samples}); nothing was written. Try another --opset, or pass a larger "
                 "--tolerance if the difference is acceptable"
             )
+        check = None
+        if int8:
+            check = _int8_export(run, staging, dataset, split, data_dir, calibration, max_drop)
+            files["int8"] = staging / INT8_FILE
+            metadata["int8"] = check.to_dict()
         (staging / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n", "utf-8")
     files = {name: target / path.name for name, path in files.items()}
     files["metadata"] = target / METADATA_FILE
     log.info("exported %s to %s", run.path, target)
-    return ExportResult(target, files, parity, metadata)
+    return ExportResult(target, files, parity, metadata, check)
+
+
+def _int8_export(
+    run: Run,
+    staging: Path,
+    dataset: Dataset,
+    split: str,
+    data_dir: str | None,
+    calibration: int,
+    max_drop: float,
+) -> Int8Check:
+    """Quantise the staged ONNX file and check its accuracy on the whole check split."""
+    train = run.load_data("train", data_dir=data_dir)
+    if len(train) == 0:
+        raise RunError(f"{run.path} has no training images to calibrate an int8 export on")
+    chosen = calibration_sample(calibration, len(train))
+    quantize_onnx(
+        staging / ONNX_FILE,
+        staging / INT8_FILE,
+        run.preprocessing(train.images[chosen]),
+        input_name=INPUT_NAME,
+        metadata=onnx_metadata(staging / ONNX_FILE),
+    )
+    check = accuracy_check(
+        INT8_FILE,
+        OnnxModel(staging / ONNX_FILE).logits,
+        OnnxModel(staging / INT8_FILE).logits,
+        dataset.images,
+        dataset.labels,
+        split=split,
+        calibration_images=len(chosen),
+        max_drop=max_drop,
+    )
+    if not check.passed:
+        raise ModelError(
+            f"the int8 export loses {check.drop:.2f} top-1 points on {check.samples:,} {split} "
+            f"images ({check.int8_accuracy * 100:.2f}% against float32's "
+            f"{check.fp32_accuracy * 100:.2f}%; at most {max_drop:g} accepted); nothing was "
+            "written. Export without --int8, or try more --calibration images"
+        )
+    return check
 
 
 def compare(
@@ -267,55 +350,6 @@ def compare(
     )
 
 
-class OnnxModel:
-    """An exported ONNX file in onnxruntime, with the preprocessing stored in it.
-
-    Example:
-        >>> model = OnnxModel("runs/lenet-mnist/export/model.onnx")
-        >>> model.classes[int(model.logits(images_uint8).argmax(1)[0])]
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        """Open ``path`` in onnxruntime (CPU) and read its cnnkit metadata.
-
-        Raises:
-            ConfigError: the ``export`` extra is not installed.
-            ModelError: the file is not an ONNX model, or has no cnnkit metadata.
-        """
-        _require_onnx()
-        import onnxruntime
-
-        self.path = Path(path)
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(self.path), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"{self.path}: onnxruntime cannot load the file ({exc})") from exc
-        props = self.session.get_modelmeta().custom_metadata_map
-        try:
-            self.classes = tuple(json.loads(props["cnnkit.classes"]))
-            self.preprocessing = Preprocessing.from_dict(json.loads(props["cnnkit.preprocessing"]))
-        except (KeyError, ValueError, RunError) as exc:
-            raise ModelError(
-                f"{self.path}: no cnnkit metadata in the ONNX file ({exc}); export it with "
-                "`cnnkit export RUN`"
-            ) from exc
-
-    def logits_of_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, K)`` of normalised float inputs ``(N, C, H, W)``."""
-        return _batched(
-            lambda batch: torch.from_numpy(
-                self.session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
-            ),
-            inputs.float().contiguous(),
-        )
-
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits ``(N, K)`` of uint8 images ``(N, C, H, W)``, normalised as in training."""
-        return _batched(lambda batch: self.logits_of_inputs(self.preprocessing(batch)), images)
-
-
 # -- internals ---------------------------------------------------------------------------
 
 
@@ -328,23 +362,6 @@ def _check_formats(formats: Sequence[str]) -> tuple[str, ...]:
             f"{', '.join(FORMATS)}"
         )
     return chosen
-
-
-def _require_onnx() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError as exc:
-        raise ConfigError(
-            f"ONNX export needs the export extra ({exc.name} is missing): "
-            "pip install 'cnnkit[export]'"
-        ) from exc
-
-
-def _batched(function: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([function(x[i : i + EVAL_BATCH]) for i in range(0, len(x), EVAL_BATCH)])
 
 
 @contextlib.contextmanager
@@ -458,7 +475,7 @@ def load_pt2_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def onnx_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``cnnkit.*`` metadata_props of an ONNX file."""
-    _require_onnx()
+    require_onnx()
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)

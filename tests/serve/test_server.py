@@ -413,3 +413,34 @@ def test_cli_refuses_a_public_address_without_the_flag(trained) -> None:
     result = CliRunner().invoke(app, ["serve", str(trained.path), "--host", "0.0.0.0"])
     assert isinstance(result.exception, ConfigError)
     assert "--allow-remote" in str(result.exception)
+
+
+def test_responses_on_a_kept_alive_connection_are_sent_at_once(trained) -> None:
+    """TCP_NODELAY on every accepted connection: without it, each response after the first
+    on a kept-alive connection (what browsers use) waits ~40 ms for a delayed ACK."""
+    import http.client
+    import threading
+
+    from cnnkit.serve.server import bind_socket, make_server
+
+    sock = bind_socket("127.0.0.1", 0)
+    server = make_server(create_app(Predictor(trained, device="cpu")))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        client = http.client.HTTPConnection("127.0.0.1", sock.getsockname()[1], timeout=15)
+        for _ in range(2):  # two requests on one connection
+            client.request("GET", "/api/info")
+            response = client.getresponse()
+            assert response.status == 200 and json.loads(response.read())["classes"]
+        (connection,) = server.server_state.connections
+        accepted = connection.transport.get_extra_info("socket")
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        client.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

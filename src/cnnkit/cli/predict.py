@@ -12,6 +12,13 @@ from cnnkit.cli.console import err, out
 
 SKIPPED_SHOWN = 5  # skipped files named in the warning line
 TABLE_MAX = 50  # without --out, more predictions than this print as a summary
+ENGINE_OPTION = typer.Option(
+    "auto",
+    "--engine",
+    metavar="NAME",
+    help="auto, torch, onnx or onnx-int8 (the files `cnnkit export` wrote); auto takes "
+    "onnx on a CPU when the run has a current export.",
+)
 
 
 def predict_command(
@@ -27,6 +34,7 @@ def predict_command(
         None, "--out", "-o", help="Also write the predictions to this .csv or .json file."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    engine: str = ENGINE_OPTION,
 ) -> None:
     """Predict the classes of images with a trained run.
 
@@ -43,7 +51,7 @@ def predict_command(
     if out_file is not None and out_file.suffix.lower() not in OUTPUT_FORMATS:
         raise ConfigError(f"--out {out_file}: name a .csv or .json file")
     files, named = image_files(images)
-    predictor = Predictor(run, device=device)
+    predictor = Predictor(run, device=device, engine=engine)
     result = predictor.predict_files(files, top_k=top_k, strict=named)
     predictions = result.predictions
     if result.skipped:

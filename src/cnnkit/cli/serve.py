@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from cnnkit.cli.console import out
+from cnnkit.cli.predict import ENGINE_OPTION
 
 
 def serve_command(
@@ -33,6 +34,7 @@ def serve_command(
     ),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Classes shown."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    engine: str = ENGINE_OPTION,
 ) -> None:
     """Serve a page that predicts drawn or uploaded images with a run, with Grad-CAM.
 
@@ -58,10 +60,11 @@ def serve_command(
         ),
         allowed_hosts,
     )
-    predictor = Predictor(run, device=device)
+    predictor = Predictor(run, device=device, engine=engine)
     sock = bind_socket(host, port)
     out.print(
-        f"serving [bold]{escape(predictor.run.path.name)}[/] at [bold]{url_of(sock)}[/] "
+        f"serving [bold]{escape(predictor.run.path.name)}[/] ({predictor.engine}) at "
+        f"[bold]{url_of(sock)}[/] "
         "(Ctrl-C stops it)",
         highlight=False,
     )

@@ -15,6 +15,7 @@ from torch import nn
 
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
+from cnnkit.devices import prefers_channels_last
 
 EVAL_BATCH = 1000  # images per forward pass when no gradients are kept
 
@@ -32,6 +33,9 @@ def predict_logits(
     """Logits for uint8 images ``(N, C, H, W)``, in input order.
 
     The model is put in eval mode for the call and restored to its previous mode after.
+    Image batches run channels-last where training would (a convolutional model on a CPU,
+    or in reduced precision on a GPU), and the model's weights are moved to that layout:
+    LeNet predicts about twice as fast that way on a CPU.
     ``autocast`` (``torch.bfloat16`` or ``torch.float16``) runs the model's matmuls and
     convolutions in that type, as training in reduced precision does; None keeps fp32.
 
@@ -46,8 +50,15 @@ def predict_logits(
         precision = (
             torch.autocast(device_type, dtype=autocast) if autocast else contextlib.nullcontext()
         )
+        fast = images.dim() == 4 and prefers_channels_last(
+            model, torch.device(device), autocast is not None
+        )
+        if fast:
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size].to(device, non_blocking=True)
+            if fast:
+                batch = batch.contiguous(memory_format=torch.channels_last)
             with precision:
                 logits = model(preprocessing(batch))
             outputs.append(logits.float().cpu())

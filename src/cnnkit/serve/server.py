@@ -163,6 +163,11 @@ def guarded_h11(header_seconds: float, max_per_client: int) -> type:
         _waiting: object = None  # the request cycle the headers timer was armed after
 
         def connection_made(self, transport: Any) -> None:
+            # Send each write at once: without TCP_NODELAY a kept-alive connection's response
+            # body waits for the client's delayed ACK of its headers (~40 ms a request).
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().connection_made(transport)
             host = self.client[0] if self.client else None
             held = sum(_client_host(c) == host for c in self.connections)

@@ -24,6 +24,7 @@ from torch import nn
 from cnnkit.augment.pipeline import Pipeline
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
+from cnnkit.devices import prefers_channels_last
 from cnnkit.errors import ConfigError, TrainingInterrupted
 from cnnkit.models.forward import predict_logits
 from cnnkit.train.batches import (
@@ -189,8 +190,7 @@ def fit(
     # 2. Model on the device, in the memory layout its convolutions run fastest in; the
     #    training forward pass may go through DDP (gradient averaging) and torch.compile.
     if channels_last is None:  # measured: faster for convs on CPUs (oneDNN), and with AMP on GPUs
-        has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-        channels_last = has_conv and (device.type == "cpu" or amp.dtype is not None)
+        channels_last = prefers_channels_last(model, device, amp.dtype is not None)
     forward = _place_model(model, device, channels_last, distributed, compile)
 
     # 3. Optimizer (fused where torch has it) and, for fp16, loss scaling.

@@ -1,0 +1,61 @@
+"""The cnnkit command asks OpenMP for sleeping threads, unless the user chose a policy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import json, os, sys
+from cnnkit.cli.main import main
+try:
+    main(["models"])
+except SystemExit:
+    pass
+from cnnkit.openmp import wait_policy
+print(json.dumps([os.environ.get("OMP_WAIT_POLICY"), wait_policy(), "torch" in sys.modules]))
+"""
+
+
+def probe(env: dict[str, str], code: str = PROBE) -> list:
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_command_sets_passive_waiting_before_torch_starts() -> None:
+    policy, recorded, torch_loaded = probe({})
+    assert policy == "PASSIVE" and recorded == "OMP_WAIT_POLICY=PASSIVE" and torch_loaded
+
+
+@pytest.mark.parametrize(
+    "env, expected",
+    [
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, "OMP_WAIT_POLICY=ACTIVE"),
+        ({"GOMP_SPINCOUNT": "1000"}, "GOMP_SPINCOUNT=1000"),
+    ],
+)
+def test_a_users_choice_is_kept_and_recorded(env, expected) -> None:
+    assert probe(env)[1] == expected
+
+
+def test_too_late_once_torch_is_imported() -> None:
+    code = "import torch\n" + PROBE
+    policy, recorded, _ = probe({}, code)
+    assert policy is None and recorded == "spin (libgomp default)"
+
+
+def test_importing_the_library_changes_nothing() -> None:
+    code = "import json, os, cnnkit.openmp\nprint(json.dumps([os.environ.get('OMP_WAIT_POLICY')]))"
+    assert probe({}, code) == [None]
