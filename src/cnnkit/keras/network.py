@@ -39,6 +39,7 @@ from cnnkit.keras import callbacks as keras_callbacks
 from cnnkit.keras import losses as keras_losses
 from cnnkit.keras import metrics as keras_metrics
 from cnnkit.keras import optimizers as keras_optimizers
+from cnnkit.keras.directory import ImageDataset
 from cnnkit.keras.layers import InputLayer
 from cnnkit.keras.progress import KerasProgress, report
 from cnnkit.keras.unsupported import unsupported
@@ -377,9 +378,19 @@ class KerasModel(base.Model):
         if not 0.0 <= validation_split < 1.0:
             raise ConfigError(f"validation_split must be in [0, 1), got {validation_split}")
         verbose_level = _verbose(verbose)
+        if isinstance(x, ImageDataset):
+            if validation_split:
+                raise ConfigError(
+                    "validation_split works on arrays; for a dataset, make the validation part "
+                    "with image_dataset_from_directory(..., validation_split=0.2, "
+                    'subset="validation", seed=...) and pass it as validation_data'
+                )
+            x, y, batch_size, shuffle = _unpack(x, y, batch_size, "fit")
         images = self._inputs(x)
         labels = self._targets(loss, y, len(images))
         val: Arrays | None = None
+        if isinstance(validation_data, ImageDataset):
+            validation_data = _unpack(validation_data, None, None, "validation_data")[:2]
         if validation_data is not None:
             if not isinstance(validation_data, tuple | list) or len(validation_data) != 2:
                 raise unsupported(
@@ -492,6 +503,8 @@ class KerasModel(base.Model):
         if sample_weight is not None or steps is not None:
             raise unsupported("evaluate(sample_weight=/steps=)", "evaluate on the arrays")
         started = time.perf_counter()
+        if isinstance(x, ImageDataset):
+            x, y, batch_size, _ = _unpack(x, y, batch_size, "evaluate")
         images = self._inputs(x)
         labels = self._targets(loss, y, len(images))
         logits = self._predict_logits(images, batch_size)
@@ -523,6 +536,8 @@ class KerasModel(base.Model):
         """The model's outputs for ``x`` as a float32 NumPy array (probabilities after a
         softmax/sigmoid output layer)."""
         started = time.perf_counter()
+        if isinstance(x, ImageDataset):
+            x, batch_size = x.arrays()[0], batch_size or x.batch_size
         images = self._inputs(x)
         outputs = self._to_user(self._activate(self._predict_logits(images, batch_size)))
         report(
@@ -647,6 +662,29 @@ def _size(count: int) -> str:
             return f"{size:.2f} {unit}"
         size /= 1024
     return f"{size:.2f} GB"
+
+
+def _unpack(
+    data: ImageDataset, y: Any, batch_size: int | None, what: str
+) -> tuple[torch.Tensor, np.ndarray, int, bool]:
+    """A dataset given to ``what`` -> ``(images, labels, batch size, shuffle)``."""
+    if y is not None:
+        raise ConfigError(f"{what} got a dataset and y: the dataset carries its labels; drop y")
+    if data.batch_size is None:
+        raise ConfigError(
+            f"{what} takes a batched dataset; pass batch_size=32 to image_dataset_from_directory"
+        )
+    if batch_size is not None and batch_size != data.batch_size:
+        raise ConfigError(
+            f"{what} got batch_size={batch_size} for a dataset batched by {data.batch_size}; "
+            "drop batch_size (the dataset's batches are used)"
+        )
+    images, labels = data.arrays()
+    if labels is None:
+        raise DataError(
+            f"{what} needs labels, and the dataset has none (labels=None or label_mode=None)"
+        )
+    return images, labels, data.batch_size, data.shuffle
 
 
 def _verbose(verbose: int | str) -> int:
