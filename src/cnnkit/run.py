@@ -175,6 +175,10 @@ class Run:
         from cnnkit.data.split import SplitFileError
 
         data = self._section("data")
+        if "source" not in data:  # e.g. a cnnkit.keras model saved without data=
+            raise RunError(
+                f"{self.path / CARD}: the run records no data source; pass one with --data"
+            )
         config = self.card.get("config", {})
         found = read_source(
             data["source"], data_dir if data_dir is not None else data.get("data_dir")

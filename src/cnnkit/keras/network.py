@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ _MODEL_NEAREST = {
     "test_on_batch": "use evaluate(x_batch, y_batch, verbose=0)",
     "predict_on_batch": "use predict(x_batch, verbose=0)",
     "fit_generator": "use fit(x, y, ...) with arrays",
-    "export": "use model.save_run(...) then `cnnkit export` on the run folder",
+    "export": "use model.save_run(path) then `cnnkit export` on the run folder",
     "inputs": "use model.input_shape",
     "outputs": "use model.output_shape",
 }
@@ -73,6 +74,21 @@ class Arrays:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """What the last ``fit`` did, for :meth:`KerasModel.save_run`: the engine's per-epoch
+    logs and decisions, when it started (``time.time()``), the samples and batch size, the
+    inputs' dtype and value range, and the class names of a dataset it was given."""
+
+    rows: list[Logs]
+    training: dict[str, Any]
+    started: float
+    samples: int
+    batch_size: int
+    input_range: tuple[str, float, float]
+    class_names: list[str] | None
 
 
 @dataclass
@@ -137,6 +153,8 @@ class KerasModel(base.Model):
 
     _output_activation: str | None = None
     _fit_state: TrainState | None = None
+    history: keras_callbacks.History | None = None
+    last_fit: FitRecord | None = None
     _stop_training = False
     _compiled: Compiled | None = None
     optimizer: keras_optimizers.Optimizer | None = None
@@ -378,6 +396,7 @@ class KerasModel(base.Model):
         if not 0.0 <= validation_split < 1.0:
             raise ConfigError(f"validation_split must be in [0, 1), got {validation_split}")
         verbose_level = _verbose(verbose)
+        class_names = x.class_names if isinstance(x, ImageDataset) else None
         if isinstance(x, ImageDataset):
             if validation_split:
                 raise ConfigError(
@@ -462,8 +481,9 @@ class KerasModel(base.Model):
         }
         from cnnkit.train.loop import fit as engine_fit
 
+        started = time.time()
         try:
-            engine_fit(
+            result = engine_fit(
                 _Logits(self),
                 train=TensorBatches(Arrays(images, labels), device, shuffle=shuffle),
                 val=val,
@@ -485,6 +505,16 @@ class KerasModel(base.Model):
             optimizer.lr_scale_of = None
             if state is not None and state.lr_scale != 1.0:  # keep the rate callbacks left
                 optimizer.learning_rate = optimizer.learning_rate * state.lr_scale
+        self.history = history
+        self.last_fit = FitRecord(
+            rows=list(result),
+            training=dict(result.training),
+            started=started,
+            samples=len(images),
+            batch_size=batch_size or 32,
+            input_range=(str(images.dtype).removeprefix("torch."), *_value_range(images)),
+            class_names=class_names,
+        )
         return history
 
     def evaluate(
@@ -632,6 +662,44 @@ class KerasModel(base.Model):
 
         save_model(self, filepath, overwrite=overwrite)
 
+    def save_run(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        class_names: Sequence[str] | None = None,
+        data: str | None = None,
+        scale: float | None = None,
+        offset: float = 0.0,
+        image_shape: Sequence[int] | None = None,
+    ) -> Any:
+        """Write the fitted model as a cnnkit run folder ``path`` (a new folder), for
+        ``cnnkit evaluate / predict / report / export / serve``.
+
+        Args:
+            class_names: the class of each output (default: the dataset's, or "0", "1"...).
+            data: the cnnkit data source the model was trained on (``"mnist"``,
+                ``"fashion-mnist"``, ``"folder:PATH"``...): ``cnnkit evaluate RUN`` then uses
+                its test split; without it, pass ``--data`` to the commands.
+            scale, offset: ``fit``'s inputs were pixels (0..255) times ``scale`` plus
+                ``offset``; by default read from them (uint8 or 0..255: 1; 0..1: 1/255).
+            image_shape: the pictures behind flat input vectors, as ``(height, width,
+                channels)`` (default: a square grey picture).
+
+        Returns:
+            The :class:`cnnkit.run.Run`.
+        """
+        from cnnkit.keras.bridge import save_run
+
+        return save_run(
+            self,
+            path,
+            class_names=class_names,
+            data=data,
+            scale=scale,
+            offset=offset,
+            image_shape=image_shape,
+        )
+
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
         """The weights alone, as safetensors, under any name (``w.weights.h5`` included)."""
         from cnnkit.keras.saving import save_weights
@@ -662,6 +730,12 @@ def _size(count: int) -> str:
             return f"{size:.2f} {unit}"
         size /= 1024
     return f"{size:.2f} GB"
+
+
+def _value_range(images: torch.Tensor) -> tuple[float, float]:
+    if images.numel() == 0:
+        return 0.0, 0.0
+    return float(images.amin()), float(images.amax())
 
 
 def _unpack(
