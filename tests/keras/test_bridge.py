@@ -15,6 +15,15 @@ from tests.hostile.conftest import cli
 from tests.keras.test_directory import write_folder
 
 
+@pytest.fixture(autouse=True)
+def exact_float32():
+    """The CLI computes in float32; so does the model here (Keras's own policy), so the two
+    can be compared exactly (by default cnnkit.keras computes in bf16 where the CPU has it)."""
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("auto")
+
+
 def lenet_on_flat_vectors():
     """The textbook's LeNet input: flat 784 vectors with a Reshape first layer."""
     return keras.Sequential(

@@ -12,9 +12,10 @@ channels first inside) that also speaks Keras: ``compile``, ``fit``, ``evaluate`
   ``model(x)`` apply it, so outputs are the probabilities the model defines.
 
 ``fit`` trains through :func:`cnnkit.train.loop.fit` (the one loop: channels_last, fused
-optimizers, callbacks; float32 unless :mod:`~cnnkit.keras.mixed_precision` asks for bf16/fp16,
-as in Keras); it never copies or rescales the data: uint8 or float arrays are trained on as
-they are.
+optimizers, callbacks, and the engine's precision: bf16 autocast where the hardware computes
+it natively, as ``cnnkit train``; ``keras.mixed_precision.set_global_policy("float32")`` for
+Keras's exact float32, see :mod:`~cnnkit.keras.mixed_precision`); it never copies or rescales
+the data: uint8 or float arrays are trained on as they are.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from cnnkit.layers.base import SymbolicTensor, make_activation
 from cnnkit.train import callbacks as engine_callbacks
 from cnnkit.train.batches import TensorBatches
 from cnnkit.train.callbacks import Logs, TrainState
+from cnnkit.train.precision import resolve_precision
 
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")  # fused into the loss when they end a model
 
@@ -586,6 +588,7 @@ class KerasModel(base.Model):
             preprocessing=as_float32,
             device=device,
             batch_size=max(batch_size or EVAL_BATCH, 1),
+            autocast=resolve_precision(mixed_precision.precision(), device).dtype,
         )
 
     # -- summary ---------------------------------------------------------------------------------
