@@ -226,7 +226,7 @@ def image_dataset_from_directory(
             f"{root}: no such folder; image_dataset_from_directory needs a folder holding one "
             "sub-folder of images per class"
         )
-    seed = int(np.random.randint(1e6)) if seed is None else int(seed)
+    seed = int(np.random.randint(1_000_000)) if seed is None else int(seed)
     paths, targets, names = _index(root, labels, class_names, follow_links)
     if verbose:
         print(
