@@ -217,3 +217,16 @@ def test_split_argument_rules(folder, tmp_path) -> None:
     (tmp_path / "empty" / "a").mkdir(parents=True)
     with pytest.raises(DataError, match="no images found"):
         load(tmp_path / "empty", verbose=False)
+
+
+def test_follow_links_decides_whether_linked_folders_count(folder, tmp_path) -> None:
+    extra = tmp_path / "elsewhere"
+    extra.mkdir()
+    Image.new("RGB", (8, 8), (200, 0, 0)).save(extra / "more.png")
+    (folder / "red" / "linked").symlink_to(extra, target_is_directory=True)
+    (folder / "red" / "loop").symlink_to(folder / "red", target_is_directory=True)
+    load = keras.utils.image_dataset_from_directory
+    plain = load(folder, image_size=(8, 8), shuffle=False, verbose=False)
+    followed = load(folder, image_size=(8, 8), shuffle=False, follow_links=True, verbose=False)
+    assert len(followed.file_paths) == len(plain.file_paths) + 1  # the loop is walked once
+    assert followed.file_paths[-1].endswith("red/linked/more.png")
