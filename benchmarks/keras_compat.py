@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 from common import describe_machine, load_average, markdown_table, median, write_section
@@ -266,15 +267,42 @@ def run_once(
     if threads:  # both frameworks' thread pools: torch (OpenMP) and TensorFlow
         for key in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
             env[key] = str(threads)
+    started = time.perf_counter()
     done = subprocess.run(
         [python, "-c", script], capture_output=True, text=True, cwd=workdir, timeout=1800, env=env
     )
+    process_seconds = time.perf_counter() - started
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-3000:])
         raise SystemExit(f"{package} failed on the listing (exit {done.returncode})")
     sys.stdout.write(done.stdout)
-    return json.loads(lines[-1][len("RESULT ") :])
+    return {**json.loads(lines[-1][len("RESULT ") :]), "process_seconds": process_seconds}
+
+
+FIXED = {"N_TEST": 10000, "VERBOSE": 2}  # every program: the whole test set, Keras's lines
+
+
+def row(name: str, results: dict) -> list[str]:
+    """One table row: medians over the repeats of each framework."""
+
+    def med(package: str, key: str) -> float:
+        return median([r[key] for r in results[package]])
+
+    keras_s, ours_s = med("keras", "seconds"), med("cnnkit.keras", "seconds")
+    keras_p, ours_p = med("keras", "process_seconds"), med("cnnkit.keras", "process_seconds")
+    return [
+        f"{name} ({len(results['keras'])} runs each)",
+        results["size"],
+        f"{keras_s:.1f}",
+        f"{ours_s:.1f}",
+        f"{ours_s / keras_s:.2f}",
+        f"{keras_p:.1f}",
+        f"{ours_p:.1f}",
+        f"{ours_p / keras_p:.2f}",
+        f"{med('keras', 'test_accuracy'):.4f}",
+        f"{med('cnnkit.keras', 'test_accuracy'):.4f}",
+    ]
 
 
 def main() -> None:
@@ -287,13 +315,21 @@ def main() -> None:
         help="threads for both frameworks (default: theirs); 1 is steadier on a shared machine",
     )
     parser.add_argument("--only", help="run only programs whose name contains this")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        help="keep each program's runs in this JSON file and tabulate every program in it "
+        "(to run the programs in separate chunks, e.g. with --only)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update RESULTS.md")
     parser.add_argument(
         "--quick", action="store_true", help="1,000 samples, 1 epoch: check both run (no write)"
     )
     args = parser.parse_args()
     machine = describe_machine()
-    rows = []
+    runs: dict[str, dict] = {}
+    if args.merge and args.merge.is_file():
+        runs = json.loads(args.merge.read_text())
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         data = workdir / "data.npz"
@@ -302,12 +338,7 @@ def main() -> None:
             if args.only and args.only not in name:
                 continue
             results: dict[str, list[dict]] = {"keras": [], "cnnkit.keras": []}
-            full = {
-                **settings,
-                "N_TEST": 10000,
-                "VERBOSE": 2,
-                "WEIGHTS": str(workdir / "w.weights.h5"),
-            }
+            full = {**settings, **FIXED, "WEIGHTS": str(workdir / "w.weights.h5")}
             if args.quick:
                 full.update(N_TRAIN=1000, EPOCHS=1, N_TEST=1000)
             for _ in range(args.repeats):
@@ -320,19 +351,10 @@ def main() -> None:
                     results[package].append(
                         run_once(python, package, text, workdir, data, args.threads)
                     )
-            keras_s = median([r["seconds"] for r in results["keras"]])
-            ours_s = median([r["seconds"] for r in results["cnnkit.keras"]])
-            rows.append(
-                [
-                    name,
-                    f"{full['N_TRAIN']:,} x {full['EPOCHS']}",
-                    f"{keras_s:.1f}",
-                    f"{ours_s:.1f}",
-                    f"{ours_s / keras_s:.2f}",
-                    f"{median([r['test_accuracy'] for r in results['keras']]):.4f}",
-                    f"{median([r['test_accuracy'] for r in results['cnnkit.keras']]):.4f}",
-                ]
-            )
+            runs[name] = {**results, "size": f"{full['N_TRAIN']:,} x {full['EPOCHS']}"}
+            if args.merge and not args.quick:
+                args.merge.write_text(json.dumps(runs, indent=1))
+    rows = [row(name, runs[name]) for name in PROGRAMS if name in runs]
     table = markdown_table(
         [
             "program",
@@ -340,6 +362,9 @@ def main() -> None:
             "Keras 3/TF s",
             "cnnkit.keras s",
             "time ratio",
+            "whole process: Keras s",
+            "cnnkit s",
+            "ratio",
             "Keras test acc",
             "cnnkit test acc",
         ],
@@ -355,7 +380,8 @@ def main() -> None:
         body = (
             f"{machine}; load average at the end: {load_average()}.\n\n"
             f"`{command}`: each listing run unchanged but for its import, in a fresh "
-            "process per run (seconds: the program after the framework's import; median over "
+            "process per run (seconds: the program after the framework's import; whole "
+            "process: from starting Python to its exit, imports included; medians over the "
             "repeats); test accuracy: top-1 of `predict` on the 10,000 test images.\n\n" + table
         )
         write_section(

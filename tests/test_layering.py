@@ -57,8 +57,8 @@ ALLOWED_CIRCLES: dict[tuple[str, ...], str] = {
     ("cnnkit.keras.activations", "cnnkit.keras.layers"): (
         "cnnkit.keras (issue 14, in progress): activation layers and the layer table"
     ),
-    ("cnnkit.keras.network", "cnnkit.keras.saving"): (
-        "cnnkit.keras (issue 14, in progress): Model.save/load_model and the model class"
+    ("cnnkit.keras.bridge", "cnnkit.keras.network", "cnnkit.keras.saving"): (
+        "cnnkit.keras (issue 14, in progress): Model.save/save_run/load_model and the model class"
     ),
 }
 

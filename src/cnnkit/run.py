@@ -226,6 +226,10 @@ class Run:
         from cnnkit.data.sources import make_splits, read_source
 
         data = self.card.data
+        if not data.source:  # e.g. a cnnkit.keras model saved without data=
+            raise RunError(
+                f"{self.files.card}: the run records no data source; pass one with --data"
+            )
         found = read_source(data.source, data_dir if data_dir is not None else data.data_dir)
         with self.data_changes():
             splits = make_splits(

@@ -210,24 +210,32 @@ def test_model_call_returns_probabilities_in_user_layout() -> None:
     assert torch.allclose(out.sum(-1), torch.ones(4, 6, 6), atol=1e-5)
 
 
-def test_mixed_precision_policy_chooses_the_training_precision(flat, monkeypatch) -> None:
+def test_mixed_precision_policy_chooses_the_precision(flat, monkeypatch) -> None:
     (x, y), _ = flat
     seen = []
+    import cnnkit.keras.network as network
     import cnnkit.train.loop as loop
 
+    def spy(name, device):
+        seen.append(name)
+        return real("fp32", device)
+
     real = loop.resolve_precision
-    monkeypatch.setattr(
-        loop, "resolve_precision", lambda name, device: seen.append(name) or real("fp32", device)
-    )
+    monkeypatch.setattr(loop, "resolve_precision", spy)
+    monkeypatch.setattr(network, "resolve_precision", spy)
     model = dense_model()
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     model.fit(x[:100], y[:100], verbose=0)
-    keras.mixed_precision.set_global_policy("mixed_bfloat16")
-    try:
-        model.fit(x[:100], y[:100], verbose=0)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert seen == ["fp32", "bf16"]  # float32 unless asked, as Keras
+    model.predict(x[:10], verbose=0)
+    assert seen == ["auto", "auto"]  # the engine's choice, as `cnnkit train`, for fit and predict
+    for policy, name in (("float32", "fp32"), ("mixed_bfloat16", "bf16")):
+        keras.mixed_precision.set_global_policy(policy)
+        try:
+            model.fit(x[:100], y[:100], verbose=0)
+            model.evaluate(x[:10], y[:10], verbose=0)
+        finally:
+            keras.mixed_precision.set_global_policy("auto")
+        assert seen[-2:] == [name, name]
     with pytest.raises(ConfigError, match="mixed_bfloat16"):
         keras.mixed_precision.set_global_policy("float16")
 

@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 FORMATS = ("BMP", "GIF", "JPEG", "PNG", "PPM", "TIFF", "WEBP")
 FIT_MODES = ("pad", "crop", "stretch")
 DEFAULT_FIT = "pad"
+# Pillow's resampling filters by name (resizing is "bilinear" unless a caller asks otherwise)
+RESAMPLE = {"nearest": 0, "box": 4, "bilinear": 2, "hamming": 5, "bicubic": 3, "lanczos": 1}
 WHITE = (255, 255, 255)
 
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
@@ -178,19 +180,23 @@ def decode_image(
     background: tuple[int, int, int] = WHITE,
     max_pixels: int | None = None,
     name: str | None = None,
+    resample: str = "bilinear",
 ) -> DecodedImage:
-    """:func:`load_image`, also saying what the file was and what was done to it."""
+    """:func:`load_image`, also saying what the file was and what was done to it
+    (``resample``: the resizing filter, a name in :data:`RESAMPLE`)."""
     if channels not in (None, 1, 3):
         raise ConfigError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}")
     if fit not in FIT_MODES:
         raise ConfigError(f"unknown fit {fit!r}; choose one of {', '.join(FIT_MODES)}")
     if size is not None and (len(size) != 2 or min(size) < 1):
         raise ConfigError(f"image size must be (height, width) of positive ints, got {size}")
+    if resample not in RESAMPLE:
+        raise ConfigError(f"unknown resample {resample!r}; choose one of {', '.join(RESAMPLE)}")
     name = name or _name(source)
     with _opened(source, name, max_pixels) as image:
         info = _info(image)
         try:
-            return _decode(image, info, channels, size, fit, background)
+            return _decode(image, info, channels, size, fit, background, resample)
         except (DataError, ConfigError):
             raise
         except Exception as exc:  # Pillow's decoders raise many types on bad data
@@ -292,6 +298,7 @@ def _decode(
     size: tuple[int, int] | None,
     fit: str,
     background: tuple[int, int, int],
+    resample: str = "bilinear",
 ) -> DecodedImage:
     from PIL import ImageOps
 
@@ -314,7 +321,7 @@ def _decode(
         conversion = _join(conversion, "L->RGB")
     fitted = False
     if size is not None and (image.height, image.width) != tuple(size):
-        image = fit_image(image, size, fit)
+        image = fit_image(image, size, fit, resample)
         fitted = True
     pixels = np.asarray(image, dtype=np.uint8)
     pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
@@ -385,18 +392,21 @@ def _scale_to_uint8(values: np.ndarray, mode: str) -> np.ndarray:
     return np.rint(scaled).astype(np.uint8)
 
 
-def fit_image(image: Any, size: tuple[int, int], fit: str = DEFAULT_FIT) -> Any:
+def fit_image(
+    image: Any, size: tuple[int, int], fit: str = DEFAULT_FIT, resample: str = "bilinear"
+) -> Any:
     """Bring a Pillow image to ``size`` = ``(height, width)`` by the rule ``fit``.
 
     ``"pad"`` keeps the aspect ratio and centres the picture on black; ``"crop"`` keeps the
-    aspect ratio and cuts the centre; ``"stretch"`` ignores the aspect ratio.
+    aspect ratio and cuts the centre; ``"stretch"`` ignores the aspect ratio. ``resample``
+    names the filter (:data:`RESAMPLE`).
     """
     from PIL import Image
 
     height, width = size
-    bilinear = Image.Resampling.BILINEAR
+    chosen = Image.Resampling(RESAMPLE[resample])
     if fit == "stretch":
-        return image.resize((width, height), bilinear)
+        return image.resize((width, height), chosen)
     scale_w, scale_h = width / image.width, height / image.height
     scale = min(scale_w, scale_h) if fit == "pad" else max(scale_w, scale_h)
     new_w = max(1, round(image.width * scale))
@@ -405,7 +415,7 @@ def fit_image(image: Any, size: tuple[int, int], fit: str = DEFAULT_FIT) -> Any:
         new_w, new_h = min(new_w, width), min(new_h, height)
     else:
         new_w, new_h = max(new_w, width), max(new_h, height)
-    resized = image.resize((new_w, new_h), bilinear)
+    resized = image.resize((new_w, new_h), chosen)
     if fit == "pad":
         canvas = Image.new(image.mode, (width, height), 0)
         canvas.paste(resized, ((width - new_w) // 2, (height - new_h) // 2))

@@ -1,11 +1,12 @@
-"""``keras.mixed_precision``: the precision ``fit`` trains in.
+"""``keras.mixed_precision``: the precision ``fit``, ``evaluate`` and ``predict`` compute in.
 
-As in Keras, models train in float32 unless a program asks for mixed precision:
-``set_global_policy("mixed_bfloat16")`` (or ``"mixed_float16"`` on a GPU) makes ``fit`` run
-matmuls and convolutions in that type through cnnkit's autocast, weights staying float32. (cnnkit's
-own ``cnnkit train`` picks bf16 by itself where the hardware runs it natively; a Keras program
-does not, because plain-SGD listings measurably learn slower when their tiny updates pass
-through bf16.)
+By default cnnkit.keras makes the engine's choice, as ``cnnkit train`` does (``"auto"``):
+bf16 autocast where the hardware computes it natively (CPUs with AVX512-BF16 or AMX, CUDA
+GPUs with bf16), float32 elsewhere. Weights, gradients and optimizer state stay float32 in
+every mode; only matmuls and convolutions run in bf16. Keras's own default is float32:
+``set_global_policy("float32")`` gives exactly that (slower on such hardware).
+``"mixed_bfloat16"`` asks for bf16 and ``"mixed_float16"`` for fp16 (CUDA GPUs, with loss
+scaling).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from __future__ import annotations
 from cnnkit.errors import ConfigError
 from cnnkit.keras.unsupported import missing
 
-POLICIES = {"float32": "fp32", "mixed_bfloat16": "bf16", "mixed_float16": "fp16"}
-_SETTINGS = {"policy": "float32"}
+POLICIES = {"auto": "auto", "float32": "fp32", "mixed_bfloat16": "bf16", "mixed_float16": "fp16"}
+_SETTINGS = {"policy": "auto"}
 
 
 def set_global_policy(policy: str) -> None:
-    """``"float32"`` (the default), ``"mixed_bfloat16"`` or ``"mixed_float16"``."""
+    """``"auto"`` (the default: the engine's choice), ``"float32"`` (Keras's default),
+    ``"mixed_bfloat16"`` or ``"mixed_float16"``."""
     name = getattr(policy, "name", policy)
     if name not in POLICIES:
         raise ConfigError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
@@ -26,11 +28,12 @@ def set_global_policy(policy: str) -> None:
 
 
 def global_policy() -> str:
+    """The policy's name (``"auto"`` unless a program set another)."""
     return _SETTINGS["policy"]
 
 
 def precision() -> str:
-    """cnnkit's name for the current policy's precision: ``fp32``, ``bf16`` or ``fp16``."""
+    """cnnkit's name for the current policy: ``auto``, ``fp32``, ``bf16`` or ``fp16``."""
     return POLICIES[_SETTINGS["policy"]]
 
 

@@ -29,7 +29,9 @@ SPEC, WEIGHTS = "model.json", "model.safetensors"
 _HDF5 = b"\x89HDF\r\n\x1a\n"
 
 
-def _spec(model: Any) -> dict[str, Any]:
+def model_config(model: Any) -> dict[str, Any]:
+    """What ``model.json`` holds: the layers with their Keras arguments, the wiring, the
+    input and the compile settings (JSON values only)."""
     from cnnkit.keras.network import Model
 
     source, layout = model._source_layer(), model.data_format
@@ -84,7 +86,7 @@ def _check_overwrite(path: Path, overwrite: bool) -> None:
 def save_model(model: Any, filepath: str | os.PathLike[str], *, overwrite: bool = True) -> None:
     path = Path(filepath)
     _check_overwrite(path, overwrite)
-    spec = json.dumps(_spec(model), indent=1)
+    spec = json.dumps(model_config(model), indent=1)
     weights = save_bytes(_state(model))
 
     def write(tmp: Any) -> None:
@@ -170,8 +172,6 @@ def load_model(
     safe_mode: bool = True,
 ) -> Any:
     """Rebuild a model :meth:`save` wrote, with its weights (and compiled, as saved)."""
-    from cnnkit.keras.network import Model, Sequential
-
     path = Path(filepath)
     spec, data = _read(path)
     if spec is None:
@@ -179,8 +179,29 @@ def load_model(
             f"{path} holds weights only (save_weights); rebuild the model in code and call "
             "model.load_weights(path)"
         )
+    model = model_from_config(spec, str(path))
+    _apply_weights(model, path, data)
+    if compile and spec.get("compile"):
+        settings = spec["compile"]
+        loss = settings["loss"]
+        model.compile(
+            optimizer=optimizers.get(settings["optimizer"]),
+            loss=None if loss is None else losses.CLASSES[loss["class"]](**loss["config"]),
+            metrics=[metrics.CLASSES[m["class"]](**m["config"]) for m in settings["metrics"]],
+        )
+    return model
+
+
+def model_from_config(spec: dict[str, Any], where: str) -> Any:
+    """The model :func:`model_config` describes, freshly initialised (not compiled).
+
+    Raises:
+        RunError: naming ``where``, when the description is of another format or malformed.
+    """
+    from cnnkit.keras.network import Model, Sequential
+
     if spec.get("format") != FORMAT:
-        raise RunError(f"{path}: model format {spec.get('format')!r} is not {FORMAT}")
+        raise RunError(f"{where}: model format {spec.get('format')!r} is not {FORMAT}")
     try:
         given = spec["input"]
         source = InputLayer(given["shape"], name=given["name"], data_format=given["data_format"])
@@ -193,18 +214,9 @@ def load_model(
                 inputs = [tensors[name] for name in entry["inbound"]]
                 tensors[layer.name] = layer(inputs if len(inputs) > 1 else inputs[0])
         if spec["kind"] == "functional":
-            model: Any = Model(source.tensor, tensors[made[-1].name], name=spec["name"])
-        else:
-            model = Sequential([source.tensor, *made], name=spec["name"])
+            return Model(source.tensor, tensors[made[-1].name], name=spec["name"])
+        return Sequential([source.tensor, *made], name=spec["name"])
     except (KeyError, TypeError) as exc:
-        raise RunError(f"{path}: the model description is incomplete or malformed ({exc})") from exc
-    _apply_weights(model, path, data)
-    if compile and spec.get("compile"):
-        settings = spec["compile"]
-        loss = settings["loss"]
-        model.compile(
-            optimizer=optimizers.get(settings["optimizer"]),
-            loss=None if loss is None else losses.CLASSES[loss["class"]](**loss["config"]),
-            metrics=[metrics.CLASSES[m["class"]](**m["config"]) for m in settings["metrics"]],
-        )
-    return model
+        raise RunError(
+            f"{where}: the model description is incomplete or malformed ({exc})"
+        ) from exc

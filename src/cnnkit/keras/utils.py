@@ -1,4 +1,5 @@
-"""``keras.utils``: ``to_categorical``, ``set_random_seed``, ``normalize``."""
+"""``keras.utils``: ``to_categorical``, ``set_random_seed``, ``normalize``,
+``image_dataset_from_directory``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 
 from cnnkit.errors import DataError
 from cnnkit.keras.backend import set_random_seed
+from cnnkit.keras.directory import image_dataset_from_directory
 from cnnkit.keras.unsupported import missing
 
 
@@ -38,13 +40,16 @@ def normalize(x: Any, axis: int = -1, order: int = 2) -> np.ndarray:
     return values / np.where(norm == 0, 1, norm)
 
 
-__all__ = ["normalize", "set_random_seed", "to_categorical"]
+__all__ = [
+    "image_dataset_from_directory",
+    "normalize",
+    "set_random_seed",
+    "to_categorical",
+]
 
 __getattr__ = missing(
     __name__,
     {
-        "image_dataset_from_directory": "train on a folder with `cnnkit train --data "
-        "folder:PATH`, or read it into arrays with cnnkit.data.folder.read_folder(PATH)",
         "plot_model": "use model.summary()",
         "Sequence": "give fit arrays (x, y)",
         "PyDataset": "give fit arrays (x, y)",

@@ -24,6 +24,7 @@ ZOO_MODULES = (
     "cnnkit.models.zoo.efficientnet_lite",
     "cnnkit.models.adapter",
     "cnnkit.models.zoo.fast",
+    "cnnkit.keras.bridge",
 )
 
 Builder = Callable[..., nn.Module]
@@ -37,6 +38,7 @@ class ModelEntry:
     builder: Builder
     description: str
     default_input_shape: tuple[int, int, int]
+    listed: bool = True  # False: rebuilt from run cards only, not offered by `cnnkit models`
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -44,9 +46,14 @@ _zoo_loaded = False
 
 
 def register_model(
-    name: str, *, description: str, default_input_shape: tuple[int, int, int] = (1, 28, 28)
+    name: str,
+    *,
+    description: str,
+    default_input_shape: tuple[int, int, int] = (1, 28, 28),
+    listed: bool = True,
 ) -> Callable[[Builder], Builder]:
-    """Decorator registering ``builder(input_shape=..., num_classes=..., **kwargs)``.
+    """Decorator registering ``builder(input_shape=..., num_classes=..., **kwargs)``;
+    ``listed=False`` for a model only run cards name (left out of :func:`list_models`).
 
     Raises:
         ModelError: ``name`` is already registered.
@@ -57,7 +64,7 @@ def register_model(
             raise ModelError(
                 f"model {name!r} is already registered (by {_REGISTRY[name].builder.__module__})"
             )
-        _REGISTRY[name] = ModelEntry(name, builder, description, default_input_shape)
+        _REGISTRY[name] = ModelEntry(name, builder, description, default_input_shape, listed)
         return builder
 
     return decorate
@@ -72,9 +79,9 @@ def _load_zoo() -> None:
 
 
 def list_models() -> list[ModelEntry]:
-    """Every registered model, sorted by name."""
+    """Every listed registered model, sorted by name."""
     _load_zoo()
-    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+    return [_REGISTRY[name] for name in sorted(_REGISTRY) if _REGISTRY[name].listed]
 
 
 def get_model_entry(name: str) -> ModelEntry:
