@@ -42,13 +42,19 @@ def map_images(path: str | os.PathLike[str], shape: tuple[int, ...]) -> np.ndarr
 
 def mapped_file(data: np.ndarray | torch.Tensor) -> Path | None:
     """The file ``data`` is a view of, or None when it lives in memory."""
+    region = mapped_region(data)
+    return None if region is None else region[0]
+
+
+def mapped_region(data: np.ndarray | torch.Tensor) -> tuple[Path, int] | None:
+    """The file ``data`` is a view of and the byte offset where it starts; None in memory."""
     if isinstance(data, torch.Tensor):
         pointer = data.data_ptr() if data.device.type == "cpu" else 0
     else:
         pointer = data.ctypes.data
     for start, (end, path) in _REGIONS.items():
         if start <= pointer < end:
-            return path
+            return path, pointer - start
     return None
 
 
