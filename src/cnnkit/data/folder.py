@@ -282,7 +282,13 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
         for label, name in enumerate(classes):
             if name in dirs:
                 files.extend((split, label, p) for p in _image_files(dirs[name], root, report))
-    infos = map_threads(lambda item: probe_image(item[2]), files)
+    stored = None
+    if options.cache is not False:  # a cache built earlier knows every header already
+        asked = {"size": options.size, "channels": options.channels, "fit": options.fit}
+        stored = cache.FolderCache(root, asked, files)
+    infos = stored.probes() if stored is not None else None
+    if infos is None:
+        infos = map_threads(lambda item: probe_image(item[2]), files)
     readable: list[tuple[str, int, Path, ImageInfo]] = []
     for (split, label, path), result in zip(files, infos, strict=True):
         if isinstance(result, DataError):
@@ -305,8 +311,8 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
     report.channels = options.channels or (1 if grey > len(readable) - grey else 3)
 
     needed = len(readable) * report.channels * report.size[0] * report.size[1]
-    if cache.use_cache(options.cache, needed, MAX_BYTES):
-        images, decoded = cache.decode_cached(report, files, readable)
+    if stored is not None and cache.use_cache(options.cache, needed, MAX_BYTES):
+        images, decoded = stored.images(report, infos, readable)
     else:
         if needed > MAX_BYTES:
             raise DataError(
