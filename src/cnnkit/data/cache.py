@@ -53,6 +53,7 @@ FORMAT_VERSION = 2  # 2: keyed by the options as asked; header probes stored
 MEMORY_SHARE = 0.5  # decode into memory only when the images take at most this much of it
 MIN_PARALLEL = 64  # fewer images are decoded in this process
 
+_NO_PIXELS = np.empty(0, dtype=np.uint8)  # outcomes of rows the cache holds the pixels of
 Outcome = DecodedImage | DataError
 Readable = tuple[str, int, Path, ImageInfo]  # (split, label, path, header facts)
 
@@ -106,7 +107,7 @@ def fingerprint(files: Sequence[tuple[str, int, Path]], settings: dict[str, Any]
     """
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for split, label, path in files:
-        stat = path.stat()
+        stat = os.stat(path)
         digest.update(f"{split}\0{label}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
@@ -147,7 +148,11 @@ class FolderCache:
             return None
         if len(stored) != self._count:
             return None
-        return [DataError(p) if isinstance(p, str) else ImageInfo(*p) for p in stored]
+        infos: dict[tuple[Any, ...], ImageInfo] = {}  # most files share a few header facts
+        return [
+            DataError(p) if isinstance(p, str) else infos.setdefault(tuple(p), ImageInfo(*p))
+            for p in stored
+        ]
 
     def images(
         self, report: Any, probes: Sequence[Probe], readable: Sequence[Readable]
@@ -262,7 +267,7 @@ def _outcome(result: tuple[str, bool, str | None], info: ImageInfo) -> Outcome:
     conversion, fitted, error = result
     if error is not None:
         return DataError(error)
-    return DecodedImage(np.empty(0, dtype=np.uint8), info, conversion, fitted)
+    return DecodedImage(_NO_PIXELS, info, conversion, fitted)
 
 
 def _header(
