@@ -11,9 +11,11 @@ Kinds of source sharing the interface:
 - :class:`TensorBatches`, the fast path for data that fits in memory (MNIST, CIFAR): the
   whole split is one tensor on the device and a batch is one indexing operation;
 - :class:`MappedBatches`, for a split read from a decoded folder cache on disk
-  (:mod:`cnnkit.data.cache`): each batch is gathered from the memory-mapped file (rows in
-  file order, then put back in the epoch's order) while the previous one trains, and only
-  the batch is moved to the device — the same batches as :class:`TensorBatches`, bit for bit;
+  (:mod:`cnnkit.data.cache`): the order is shuffled by blocks of the file
+  (:func:`block_order`, also a pure function of ``(seed, epoch)``) so an epoch reads the file
+  in large pieces; each batch is gathered from the memory-mapped file while the previous one
+  trains, and only the batch is moved to the device. A split of at most one window
+  (:data:`WINDOW_BYTES`) gets the same batches as :class:`TensorBatches`, bit for bit;
 - streaming sources (for example a folder of images read lazily) implement the same
   :class:`BatchSource` protocol and yield batches as they read them.
 """
