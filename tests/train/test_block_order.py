@@ -22,17 +22,41 @@ def test_block_order_is_a_seeded_permutation_that_changes_every_epoch() -> None:
     assert not torch.equal(order, block_order(1003, seed=5, epoch=0, block=10, window=80))
 
 
-def test_each_window_reads_a_few_whole_blocks_in_random_order() -> None:
-    order = block_order(1000, seed=0, epoch=2, block=10, window=80)
-    blocks_seen = []
-    for first in range(0, 1000, 80):
-        window = order[first : first + 80]
-        blocks = set((window // 10).tolist())
-        assert len(blocks) == len(window) // 10  # 8 whole blocks
-        blocks_seen.append(sorted(blocks))
-        # shuffled within the window, not block after block
-        assert (window // 10).diff().ne(0).sum() > 20
-    assert [b for window in blocks_seen for b in window] != list(range(100))  # blocks shuffled
+def test_each_window_reads_whole_blocks_one_from_each_stretch_of_the_file() -> None:
+    block, places, n = 10, 8, 1000  # 100 blocks: 13 windows of 8 (or fewer) blocks
+    order = block_order(n, seed=0, epoch=2, block=block, window=block * places)
+    blocks = (order // block).tolist()
+    # the order is whole blocks dealt into windows: a block's rows are all in one window
+    windows, current, done = [], set(), set()
+    for position, b in enumerate(blocks):
+        if b in done:
+            raise AssertionError(f"block {b} comes back at {position}")
+        current.add(b)
+        rows_read = sum(1 for x in blocks[: position + 1] if x in current)
+        rows_in = sum(min(block, n - x * block) for x in current)
+        if rows_read == rows_in:  # every block of this window is fully read: it ends here
+            windows.append(sorted(current))
+            done |= current
+            current = set()
+    assert not current and sorted(done) == list(range(100))
+    assert all(len(w) <= places for w in windows) and len(windows) == 13
+    # one block from each stretch of 13 consecutive blocks: windows draw from the whole file
+    for w in windows:
+        strata = [b // 13 for b in w]
+        assert len(set(strata)) == len(strata)
+    assert windows != sorted(windows)  # windows come in a random order
+    # and the rows of a window are mixed, not block after block
+    assert sum(1 for a, b in zip(blocks, blocks[1:], strict=False) if a != b) > 500
+
+
+def test_every_window_holds_the_classes_of_a_class_sorted_file_evenly() -> None:
+    """A folder stores one class after another: each window still sees every class about as
+    often as the whole does (within a block of the expected count)."""
+    labels = torch.arange(10).repeat_interleave(1000)  # 10 classes x 1,000, sorted
+    order = block_order(10_000, seed=1, epoch=0, block=50, window=50 * 40)
+    for first in range(0, 10_000, 2000):
+        counts = torch.bincount(labels[order[first : first + 2000]], minlength=10)
+        assert (counts - 200).abs().max() <= 50, counts
 
 
 def test_a_split_that_fits_one_window_gets_the_in_memory_order() -> None:

@@ -60,24 +60,31 @@ def block_order(
 ) -> torch.Tensor:
     """A seeded permutation of ``range(num_samples)`` that keeps reads local.
 
-    The samples are cut into blocks of ``block`` consecutive indices; the blocks are put in a
-    seeded random order, and the samples of each run of ``window // block`` consecutive
-    blocks of that order are shuffled together. Each stretch of ``window`` positions of the
-    order therefore reads a few whole blocks of the file, while every batch still mixes
-    samples from many blocks. When everything fits in one window, this is
+    The samples are cut into blocks of ``block`` consecutive indices, and the blocks are dealt
+    into windows of ``window // block`` blocks: the blocks are taken in strata of consecutive
+    blocks, one stratum per place in a window, and each window gets one block of every
+    stratum, at random. The windows come in a seeded random order, and the samples of each
+    window are shuffled together. Each stretch of the order thus reads a few whole blocks of
+    the file, every batch mixes samples from many blocks, and every window draws evenly from
+    the whole file — so data stored one class after another (a folder) still gives each window
+    the classes in their overall proportions. When everything fits in one window, this is
     :func:`epoch_order`, the same permutation as in memory.
     """
     if num_samples <= window:
         return epoch_order(num_samples, seed=seed, epoch=epoch)
     generator = epoch_generator(seed, epoch)
-    blocks = torch.randperm(-(-num_samples // block), generator=generator)
-    order = (blocks[:, None] * block + torch.arange(block)).flatten()
-    order = order[order < num_samples]  # the last block may be short
-    span = max(block, window - window % block)
-    for first in range(0, num_samples, span):
-        part = order[first : first + span]
-        order[first : first + span] = part[torch.randperm(len(part), generator=generator)]
-    return order
+    places = max(1, window // block)  # blocks per window = strata
+    windows = -(-num_samples // (block * places))
+    slots = torch.arange(places * windows).reshape(places, windows)  # stratum x window
+    dealt = torch.argsort(torch.rand(places, windows, generator=generator), dim=1)
+    blocks = slots.gather(1, dealt)  # a random block of each stratum for each window
+    blocks = blocks[:, torch.randperm(windows, generator=generator)]
+    pieces = []
+    for column in blocks.T:  # one window
+        rows = (column[:, None] * block + torch.arange(block)).flatten()
+        rows = rows[rows < num_samples]  # past the end (the last block may be short)
+        pieces.append(rows[torch.randperm(len(rows), generator=generator)])
+    return torch.cat(pieces)
 
 
 def steps_per_epoch(num_samples: int, batch_size: int, shards: int = 1) -> int:
