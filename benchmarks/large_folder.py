@@ -196,40 +196,138 @@ def _model(channels: int, classes: int) -> Any:
     )
 
 
-def _epoch(source: str) -> tuple[float, float, int, dict[str, int]]:
-    """(load seconds, epoch seconds, samples, peak memory) of one epoch of ``source``."""
+def _epoch(
+    source: str, *, epochs: int = 1, test_size: float = 0, window: int = 0, read_ahead: bool = True
+) -> dict[str, Any]:
+    """Load ``source`` and train ``epochs`` epochs: times, peak memory, test accuracy.
+
+    ``window`` (bytes) replaces the block-wise shuffle's window of the mapped path; one larger
+    than the split gives the fully random order of the in-memory path. ``read_ahead`` False
+    turns off asking the OS for the next window's blocks ahead.
+    """
     import torch
 
     from cnnkit.data.preprocess import Preprocessing
     from cnnkit.data.sources import load_dataset
+    from cnnkit.train import batches
     from cnnkit.train.loop import fit
 
     torch.set_num_threads(os.cpu_count() or 1)
+    if window:
+        batches.WINDOW_BYTES = window
+    batches.READ_AHEAD = read_ahead
     with PeakMemory() as memory:
         started = time.perf_counter()
-        train = load_dataset(source, val_size=0, test_size=0).train
+        splits = load_dataset(source, val_size=0, test_size=test_size)
+        train = splits.train
         preprocessing = Preprocessing.from_dataset(train)
         loaded = time.perf_counter() - started
         model = _model(train.image_shape[0], train.num_classes)
         started = time.perf_counter()
-        fit(model, train=train, preprocessing=preprocessing, epochs=1, batch_size=BATCH, seed=0)
+        history = fit(
+            model,
+            train=train,
+            val=splits.test,
+            preprocessing=preprocessing,
+            epochs=epochs,
+            batch_size=BATCH,
+            seed=0,
+            verbose=0,
+        )
         seconds = time.perf_counter() - started
-    return loaded, seconds, len(train), memory.peak
+    return {
+        "load": loaded,
+        "epoch": seconds / epochs,
+        "samples": len(train),
+        "peak": memory.peak,
+        "accuracy": history[-1].get("val_accuracy"),
+    }
 
 
 def train(args: argparse.Namespace) -> None:
     _fresh_cache_home()
-    loaded, seconds, samples, peak = _epoch(f"folder:{WORK / 'folder'}?cache=1")
+    result = _epoch(f"folder:{WORK / 'folder'}?cache=1")
     _save(
         "train",
         {
-            "samples": samples,
-            "load_seconds": loaded,
-            "epoch_seconds": seconds,
-            "images_per_s": samples / seconds,
-            "peak_memory": peak,
+            "samples": result["samples"],
+            "load_seconds": result["load"],
+            "epoch_seconds": result["epoch"],
+            "images_per_s": result["samples"] / result["epoch"],
+            "peak_memory": result["peak"],
         },
     )
+
+
+CGROUP = Path("/sys/fs/cgroup/memory/cnnkit-cap")  # cgroup v1 memory controller, as root
+
+
+def _run_child(*args: str, limit: int = 0) -> dict[str, Any]:
+    """One ``_epoch`` step in a fresh process after dropping the page cache; with ``limit``
+    (bytes) inside a child memory cgroup whose limit counts page cache too."""
+    import subprocess
+    import sys
+
+    subprocess.run(["sync"], check=True)
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    enter = None
+    if limit:
+        if CGROUP.exists():
+            CGROUP.rmdir()
+        CGROUP.mkdir()
+        (CGROUP / "memory.limit_in_bytes").write_text(str(limit))
+
+        def enter() -> None:
+            (CGROUP / "cgroup.procs").write_text(str(os.getpid()))
+
+    try:
+        out = subprocess.run(
+            [sys.executable, __file__, "_epoch", *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            preexec_fn=enter,
+        ).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        if limit:
+            result["cgroup_max_usage"] = int((CGROUP / "memory.max_usage_in_bytes").read_text())
+            result["cgroup_failcnt"] = int((CGROUP / "memory.failcnt").read_text())
+    finally:
+        if limit and CGROUP.exists():
+            CGROUP.rmdir()
+    return result
+
+
+def capped(args: argparse.Namespace) -> None:
+    """Epochs over the whole folder from the cache, without and with a memory cap, in one
+    run, the page cache dropped before each."""
+    source = f"folder:{WORK / 'folder'}?cache=1"
+    limit = int(args.limit_gib * 2**30)
+    variants = {
+        "free": ([], 0),
+        "capped": ([], limit),
+        "capped-no-read-ahead": (["--no-read-ahead"], limit),
+        # the fully random order: what this path did before block-wise shuffling
+        "capped-random": (["--window", str(1 << 40)], limit),
+    }
+    path = WORK / "results.json"
+    saved = json.loads(path.read_text()).get("capped", {}) if path.exists() else {}
+    runs = saved.get("runs", {}) if saved.get("limit") == limit else {}
+    for name in args.runs.split(","):
+        extra, cap = variants[name]
+        runs[name] = _run_child(source, *extra, limit=cap)
+    _save("capped", {"limit": limit, "runs": runs})
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    """Test accuracy after a few epochs: the fully random order against block-wise shuffling."""
+    source = f"folder:{WORK / 'folder'}?cache=1"
+    common = ["--epochs", str(args.epochs), "--test-size", str(args.test_size)]
+    runs = {
+        "random": _run_child(source, *common, "--window", str(1 << 40)),
+        "blocks": _run_child(source, *common),
+    }
+    _save("accuracy", {"epochs": args.epochs, "test_size": args.test_size, "runs": runs})
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -271,8 +369,14 @@ def compare(args: argparse.Namespace) -> None:
 
 def _child_epoch(args: argparse.Namespace) -> None:
     _fresh_cache_home()
-    loaded, seconds, samples, peak = _epoch(args.source)
-    print(json.dumps({"load": loaded, "epoch": seconds, "samples": samples, "peak": peak}))
+    result = _epoch(
+        args.source,
+        epochs=args.epochs,
+        test_size=args.test_size,
+        window=args.window,
+        read_ahead=not args.no_read_ahead,
+    )
+    print(json.dumps(result))
 
 
 def _gib(value: float) -> str:
@@ -286,14 +390,12 @@ def report(args: argparse.Namespace) -> None:
     decode = built["build_seconds"] - built["reuse_seconds"]
     body = [
         f"Machine: {describe_machine()} (load taken when this report was written; each step "
-        "ran alone under the shared CPU lock).",
+        "ran alone under the shared CPU lock, but other work on the machine was not stopped).",
         "",
         f"A generated folder of {gen['count']:,} JPEGs, {size}x{size} RGB (Fashion-MNIST "
         f"clothes recoloured; {_gib(gen['jpeg_bytes'])} of JPEG, **{_gib(gen['decoded_bytes'])}"
-        " decoded**), one sub-folder per class. No cgroup memory limit can be set on this "
-        "machine (no systemd; cgroup v1 owned by the sandbox), so the memory column is the "
-        "process's measured peak: anonymous memory is what the process holds; file pages of "
-        "the mapped cache are page cache the kernel drops under pressure.",
+        " decoded**), one sub-folder per class. Anonymous memory is what the process holds; "
+        "file pages of the mapped cache are page cache the kernel drops under pressure.",
         "",
         markdown_table(
             ["step", "figure", "peak anonymous memory", "peak file pages"],
@@ -308,7 +410,7 @@ def report(args: argparse.Namespace) -> None:
                     _gib(built["peak_memory"]["RssFile"]),
                 ],
                 [
-                    "of which decoding (build minus reuse)",
+                    "of which probing and decoding (build minus reuse)",
                     f"{built['images'] / decode:,.0f} images/s in {decode:.0f} s; "
                     f"**{built['images'] / decode / built['plain_pil_images_per_s']:.2f}x** "
                     "the plain loop",
@@ -316,8 +418,9 @@ def report(args: argparse.Namespace) -> None:
                     "",
                 ],
                 [
-                    "reuse the cache (list, probe every header, fingerprint, map)",
-                    f"{built['reuse_seconds']:.1f} s",
+                    "reuse the cache (list the files, fingerprint their sizes and times, read "
+                    "the header, map; no image opened)",
+                    f"**{built['reuse_seconds']:.1f} s**",
                     "",
                     "",
                 ],
@@ -332,6 +435,8 @@ def report(args: argparse.Namespace) -> None:
             ],
         ),
     ]
+    body += _capped_section(results.get("capped"), gen)
+    body += _accuracy_section(results.get("accuracy"))
     compared = results.get("compare")
     if compared is None:
         body += ["", "Cache vs memory on a subset: not measured in this run (`compare`)."]
@@ -360,6 +465,84 @@ def report(args: argparse.Namespace) -> None:
     write_section("large_folder", "Folders larger than memory: the decoded cache", "\n".join(body))
 
 
+CAPPED_NAMES = {
+    "free": "no limit",
+    "capped": "limit",
+    "capped-no-read-ahead": "limit, without read-ahead",
+    "capped-random": "limit, fully random order (before block-wise shuffling)",
+}
+
+
+def _capped_section(capped: dict[str, Any] | None, gen: dict[str, Any]) -> list[str]:
+    if capped is None:
+        return ["", "Under a memory limit: not measured in this run (`capped`)."]
+    runs, limit = capped["runs"], capped["limit"]
+    free = runs.get("free", {}).get("epoch")
+    rows = []
+    for key, name in CAPPED_NAMES.items():
+        if key not in runs:
+            continue
+        run = runs[key]
+        rows.append(
+            [
+                name.replace("limit", f"{_gib(limit)} limit"),
+                f"{run['epoch']:.1f}",
+                f"**{run['epoch'] / free:.2f}x**" if free else "",
+                f"{run['load']:.0f}",
+                _gib(run["peak"]["RssAnon"]),
+                _gib(run["peak"]["RssFile"]),
+                _gib(run["cgroup_max_usage"]) if "cgroup_max_usage" in run else "",
+            ]
+        )
+    return [
+        "",
+        f"**Under an enforced {_gib(limit)} limit** (`capped`): one run, each epoch in a fresh "
+        "process after dropping the page cache (`echo 3 > /proc/sys/vm/drop_caches`); the "
+        "limited ones inside a child cgroup of the v1 memory controller "
+        f"(`{CGROUP}`, `memory.limit_in_bytes` = {_gib(limit)}, which counts page cache as well "
+        f"as anonymous memory), {_gib(gen['decoded_bytes'])} decoded. One epoch over all "
+        "images from the cache, batch 256, block-wise shuffling unless said otherwise:",
+        "",
+        markdown_table(
+            [
+                "epoch",
+                "seconds",
+                "vs no limit",
+                "loading s",
+                "peak anonymous",
+                "peak file pages",
+                "cgroup peak",
+            ],
+            rows,
+        ),
+    ]
+
+
+def _accuracy_section(accuracy: dict[str, Any] | None) -> list[str]:
+    if accuracy is None:
+        return ["", "Accuracy, fully random vs block-wise order: not measured (`accuracy`)."]
+    runs = accuracy["runs"]
+    return [
+        "",
+        f"**Does block-wise shuffling cost accuracy?** (`accuracy`) The same tiny model, seed "
+        f"and data: the whole folder from the cache, {accuracy['test_size']:.0%} held out "
+        f"(stratified, seed 0; the training part keeps the file order, one class after "
+        f"another — the hardest case for blocks), {accuracy['epochs']} epochs, no limit, page "
+        "cache dropped first:",
+        "",
+        markdown_table(
+            ["order", "test accuracy", "seconds per epoch"],
+            [
+                [name, f"{runs[key]['accuracy']:.4f}", f"{runs[key]['epoch']:.1f}"]
+                for key, name in (
+                    ("random", "fully random (the in-memory order)"),
+                    ("blocks", "block-wise (2 MiB blocks, 256 MiB windows)"),
+                )
+            ],
+        ),
+    ]
+
+
 def clean(args: argparse.Namespace) -> None:
     shutil.rmtree(WORK, ignore_errors=True)
 
@@ -379,8 +562,25 @@ def main() -> None:
     make.add_argument("--subset", type=int, default=20_000)
     make.add_argument("--repeats", type=int, default=3)
     make.set_defaults(run=compare)
+    make = steps.add_parser("capped")
+    make.add_argument("--limit-gib", type=float, default=2.0)
+    make.add_argument(
+        "--runs",
+        default="free,capped,capped-no-read-ahead",
+        help="comma-separated of free (no limit), capped, capped-no-read-ahead, "
+        "capped-random (the fully random order); kept with earlier runs of the same limit",
+    )
+    make.set_defaults(run=capped)
+    make = steps.add_parser("accuracy")
+    make.add_argument("--epochs", type=int, default=3)
+    make.add_argument("--test-size", type=float, default=0.2)
+    make.set_defaults(run=accuracy)
     make = steps.add_parser("_epoch")
     make.add_argument("source")
+    make.add_argument("--epochs", type=int, default=1)
+    make.add_argument("--test-size", type=float, default=0)
+    make.add_argument("--window", type=int, default=0)
+    make.add_argument("--no-read-ahead", action="store_true")
     make.set_defaults(run=_child_epoch)
     steps.add_parser("report").set_defaults(run=report)
     steps.add_parser("clean").set_defaults(run=clean)

@@ -239,3 +239,57 @@ def test_a_bad_cache_option_is_one_clear_cli_error(photos, tmp_path) -> None:
     result = run_cli(tmp_path / "h", "train", "--data", f"folder:{photos}?cache=maybe")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "folder option cache='maybe' is not valid" in result.stderr
+
+
+def test_reusing_the_cache_opens_no_image_and_a_touched_file_rebuilds_it(
+    photos, cache_home, monkeypatch
+) -> None:
+    from cnnkit.data import folder, images
+
+    built = read_folder(photos, CACHED)
+    [data] = cache_files(cache_home)
+    opened: list[Path] = []
+
+    def probe(path: Path) -> images.ImageInfo:
+        opened.append(path)
+        return images.probe_image(path)
+
+    monkeypatch.setattr(folder, "probe_image", probe)
+    reused = read_folder(photos, CACHED)
+    assert opened == []  # headers come back from the cache, reports and pixels are the same
+    assert dataclasses.asdict(reused.report) == dataclasses.asdict(built.report)
+    assert torch.equal(reused.parts["train"].images, built.parts["train"].images)
+    # the same bytes with a new modification time: probed and decoded again
+    stamp = data.stat().st_mtime_ns
+    target = photos / "a" / "03.png"
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    read_folder(photos, CACHED)
+    assert len(opened) == 91 and data.stat().st_mtime_ns != stamp
+    opened.clear()
+    read_folder(photos, CACHED)
+    assert opened == []
+
+
+def test_an_in_memory_read_leaves_no_cache_behind(photos, cache_home) -> None:
+    read_folder(photos, IN_MEMORY)
+    read_folder(photos, FolderOptions())  # small: the automatic choice is memory
+    assert not cache_home.exists() or not any(cache_home.iterdir())
+
+
+def test_split_files_of_many_seeds_stay_within_the_decoded_size(photos, cache_home) -> None:
+    """Each seed holds out other rows; older row files make room, and parts already loaded
+    keep reading theirs after the file is removed."""
+    memory = {seed: load_dataset(f"folder:{photos}?cache=0", seed=seed) for seed in range(5)}
+    loaded = {seed: load_dataset(f"folder:{photos}?cache=1", seed=seed) for seed in range(5)}
+    [data] = cache_files(cache_home)
+    rows = list(data.parent.glob("*-rows-*.u8"))
+    assert sum(p.stat().st_size for p in rows) <= data.stat().st_size
+    # the latest seed's parts are all on disk still; the first seed's are gone
+    newest = {mapped_file(part.images) for _, part in loaded[4].items()}
+    assert newest <= set(rows)
+    assert not {mapped_file(part.images) for _, part in loaded[0].items()} & set(rows)
+    for seed in range(5):
+        for (name, part), (_, on_disk) in zip(
+            memory[seed].items(), loaded[seed].items(), strict=True
+        ):
+            assert torch.equal(part.images, on_disk.images), (seed, name)

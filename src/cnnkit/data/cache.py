@@ -8,23 +8,25 @@ decoded once into a raw uint8 file and read from it memory-mapped
 drops them under memory pressure. ``cache=0`` forces the in-memory path.
 
 The cache lives in ``<data home>/folder-cache/<key>/`` (``$CNNKIT_DATA`` or
-``~/.cache/cnnkit``), one folder per folder path and decode settings::
+``~/.cache/cnnkit``), one folder per folder path and decode options as asked::
 
     images.u8     the readable images, (N, C, H, W) uint8, in the reader's file order
-    header.json   shape, decode settings, fingerprint, and what decoding each file did
-                  (conversions, resizing, the reason a file could not be decoded)
+    header.json   fingerprint, shape, decode settings, each file's header facts, and what
+                  decoding each file did (conversions, resizing, why it could not be decoded)
+    images-rows-*.u8   parts at other rows (held-out splits): :func:`~cnnkit.data.mapped.take_rows`
 
-It is rebuilt when the fingerprint changes: the list of files with their sizes and
-modification times, their classes, and the decode settings (size, channels, fit). Decoding
-uses :func:`cnnkit.data.images.decode_image` — the same rule as the in-memory path, so both
-give the same pixels — on several processes, with a progress bar on a terminal. The header
-is written last, so an interrupted build is simply built again.
+The fingerprint is the list of files with their sizes and modification times, their classes,
+and the decode options; it is computed from the file system's metadata alone, so reusing a
+cache opens no image (headers are probed only when it is built). It is rebuilt when the
+fingerprint changes. Decoding uses :func:`cnnkit.data.images.decode_image` — the same rule as
+the in-memory path, so both give the same pixels — on several processes, with a progress bar
+on a terminal. The header is written last, so an interrupted build is simply built again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import dataclasses
 import hashlib
 import json
 import logging
@@ -42,15 +44,16 @@ import numpy as np
 from cnnkit.atomic import write_json
 from cnnkit.data.images import DecodedImage, ImageInfo, decode_image
 from cnnkit.data.locations import data_home
-from cnnkit.data.mapped import map_images
+from cnnkit.data.mapped import locked, map_images
 from cnnkit.errors import DataError
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: keyed by the options as asked; header probes stored
 MEMORY_SHARE = 0.5  # decode into memory only when the images take at most this much of it
 MIN_PARALLEL = 64  # fewer images are decoded in this process
 
+_NO_PIXELS = np.empty(0, dtype=np.uint8)  # outcomes of rows the cache holds the pixels of
 Outcome = DecodedImage | DataError
 Readable = tuple[str, int, Path, ImageInfo]  # (split, label, path, header facts)
 
@@ -98,73 +101,103 @@ def use_cache(choice: bool | None, needed: int, limit: int) -> bool:
 
 
 def fingerprint(files: Sequence[tuple[str, int, Path]], settings: dict[str, Any]) -> str:
-    """SHA-256 over the decode settings and every file's split, class, path, size and mtime."""
+    """SHA-256 over the decode settings and every file's split, class, path, size and mtime.
+
+    Only the files' metadata is read (one ``stat`` each), never their contents.
+    """
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for split, label, path in files:
-        stat = path.stat()
+        stat = os.stat(path)
         digest.update(f"{split}\0{label}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
-def decode_cached(
-    report: Any, files: Sequence[tuple[str, int, Path]], readable: Sequence[Readable]
-) -> tuple[np.ndarray, list[Outcome]]:
-    """The images of ``readable`` from the cache, building it when missing or stale.
+Probe = ImageInfo | DataError
+
+
+class FolderCache:
+    """The cache folder of one folder path read with one set of folder options.
+
+    Made before any image is opened: the fingerprint covers the listed files (split, class,
+    path, size, modification time) and the options (size, channels, fit as asked). While it
+    matches, :meth:`probes` gives back what reading each file's header found when the cache
+    was built, so reusing a cache opens no image file.
 
     Args:
-        report: the folder's report so far (root, size, channels, fit are decided).
-        files: every image file the folder lists, for the fingerprint.
-        readable: the files whose header could be read, in order; one row each.
-
-    Returns:
-        The mapped ``(N, C, H, W)`` images (rows of undecodable files are zero) and, per row,
-        what decoding did: a :class:`DecodedImage` with no pixels, or the DataError.
+        root: the folder.
+        options: the decode options as asked (``size``, ``channels``, ``fit``; None = chosen
+            from the images).
+        files: every image file the folder lists, ``(split, label, path)``, in order.
     """
-    settings = {
-        "version": FORMAT_VERSION,
-        "size": list(report.size),
-        "channels": report.channels,
-        "fit": report.fit,
-    }
-    shape = (len(readable), report.channels, *report.size)
-    key = hashlib.sha256(f"{report.root}\0{json.dumps(settings)}".encode()).hexdigest()[:20]
-    folder = cache_home() / key
-    want = fingerprint(files, settings)
-    with _locked(folder):
-        header = _read_header(folder / "header.json")
-        data = folder / "images.u8"
-        fresh = (
-            header.get("fingerprint") == want
-            and data.is_file()
-            and data.stat().st_size == int(np.prod(shape))
-        )
-        if fresh:
-            log.info("%s: reading decoded images from the cache %s", report.root, folder)
-            outcomes = _outcomes(header, readable)
-        else:
-            started = time.perf_counter()
-            outcomes = _build(folder, data, shape, readable, report)
-            write_json(folder / "header.json", _header(want, settings, shape, outcomes, report))
-            log.info(
-                "%s: decoded %d images into the cache %s in %.1f s",
-                report.root,
-                len(readable),
-                folder,
-                time.perf_counter() - started,
+
+    def __init__(
+        self, root: Path, options: dict[str, Any], files: Sequence[tuple[str, int, Path]]
+    ) -> None:
+        asked = {"version": FORMAT_VERSION, **options}
+        key = hashlib.sha256(f"{root}\0{json.dumps(asked, sort_keys=True)}".encode())
+        self.folder = cache_home() / key.hexdigest()[:20]
+        self.fingerprint = fingerprint(files, asked)
+        self._count = len(files)
+
+    def probes(self) -> list[Probe] | None:
+        """Each listed file's header facts (or why it could not be read), as found when the
+        cache was built; None when there is no cache for these files as they are now."""
+        header = _read_header(self.folder / "header.json")
+        stored = header.get("probes")
+        if header.get("fingerprint") != self.fingerprint or not isinstance(stored, list):
+            return None
+        if len(stored) != self._count:
+            return None
+        infos: dict[tuple[Any, ...], ImageInfo] = {}  # most files share a few header facts
+        return [
+            DataError(p) if isinstance(p, str) else infos.setdefault(tuple(p), ImageInfo(*p))
+            for p in stored
+        ]
+
+    def images(
+        self, report: Any, probes: Sequence[Probe], readable: Sequence[Readable]
+    ) -> tuple[np.ndarray, list[Outcome]]:
+        """The images of ``readable`` from the cache, building it when missing or stale.
+
+        Args:
+            report: the folder's report so far (root, size, channels, fit are decided).
+            probes: every listed file's header facts, stored for the next reuse.
+            readable: the files whose header could be read, in order; one row each.
+
+        Returns:
+            The mapped ``(N, C, H, W)`` images (rows of undecodable files are zero) and, per
+            row, what decoding did: a :class:`DecodedImage` with no pixels, or the DataError.
+        """
+        settings = {"size": list(report.size), "channels": report.channels, "fit": report.fit}
+        shape = (len(readable), report.channels, *report.size)
+        folder, data = self.folder, self.folder / "images.u8"
+        with locked(folder):
+            header = _read_header(folder / "header.json")
+            fresh = (
+                header.get("fingerprint") == self.fingerprint
+                and header.get("settings") == settings
+                and data.is_file()
+                and data.stat().st_size == int(np.prod(shape))
             )
-    return map_images(data, shape), outcomes
-
-
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    """One process at a time builds or checks a cache folder (DDP ranks read the same one)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            if fresh:
+                log.info("%s: reading decoded images from the cache %s", report.root, folder)
+                outcomes = _outcomes(header, readable)
+            else:
+                started = time.perf_counter()
+                outcomes = _build(folder, data, shape, readable, report)
+                header = _header(self.fingerprint, settings, shape, outcomes, report)
+                header["probes"] = [
+                    str(p) if isinstance(p, DataError) else dataclasses.astuple(p) for p in probes
+                ]
+                write_json(folder / "header.json", header)
+                log.info(
+                    "%s: decoded %d images into the cache %s in %.1f s",
+                    report.root,
+                    len(readable),
+                    folder,
+                    time.perf_counter() - started,
+                )
+        return map_images(data, shape), outcomes
 
 
 def _read_header(path: Path) -> dict[str, Any]:
@@ -234,7 +267,7 @@ def _outcome(result: tuple[str, bool, str | None], info: ImageInfo) -> Outcome:
     conversion, fitted, error = result
     if error is not None:
         return DataError(error)
-    return DecodedImage(np.empty(0, dtype=np.uint8), info, conversion, fitted)
+    return DecodedImage(_NO_PIXELS, info, conversion, fitted)
 
 
 def _header(

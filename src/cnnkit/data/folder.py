@@ -261,8 +261,9 @@ def read_folder(root: str | os.PathLike[str], options: FolderOptions | None = No
         if name in dirs
         for path in _image_files(dirs[name], root, report)
     ]
-    readable = _probe(files, report, options)
-    images, keep = _decode(files, readable, report, options)
+    stored = _stored(files, report, options)
+    readable, infos = _probe(files, report, options, stored)
+    images, keep = _decode(readable, infos, report, options, stored)
     parts = _split_parts(images, keep, readable, class_dirs, report)
     if report.empty_classes and not options.allow_empty:
         raise DataError(
@@ -311,13 +312,30 @@ def _find_classes(root: Path, report: FolderReport) -> dict[str, dict[str, Path]
     return class_dirs
 
 
-def _probe(
+def _stored(
     files: list[tuple[str, int, Path]], report: FolderReport, options: FolderOptions
-) -> list[Readable]:
-    """Read every file's header; tally sizes, modes and formats, and settle the size and
-    channel count the images are decoded to."""
+) -> cache.FolderCache | None:
+    """The folder's decoded cache as the options ask for it (None: ``cache=0``); a cache
+    built earlier knows every file's header already."""
+    if options.cache is False:
+        return None
+    asked = {"size": options.size, "channels": options.channels, "fit": options.fit}
+    return cache.FolderCache(report.root, asked, files)
+
+
+def _probe(
+    files: list[tuple[str, int, Path]],
+    report: FolderReport,
+    options: FolderOptions,
+    stored: cache.FolderCache | None,
+) -> tuple[list[Readable], list[ImageInfo | DataError]]:
+    """Read every file's header (or the cache's record of them); tally sizes, modes and
+    formats, and settle the size and channel count the images are decoded to. Returns the
+    readable files and every file's header or error."""
     root = report.root
-    infos = map_threads(lambda item: probe_image(item[2]), files)
+    infos = stored.probes() if stored is not None else None
+    if infos is None:
+        infos = map_threads(lambda item: probe_image(item[2]), files)
     readable: list[Readable] = []
     for (split, label, path), result in zip(files, infos, strict=True):
         if isinstance(result, DataError):
@@ -338,21 +356,22 @@ def _probe(
     report.size = options.size or _common_size(report.sizes)
     grey = sum(1 for *_, info in readable if info.grey)
     report.channels = options.channels or (1 if grey > len(readable) - grey else 3)
-    return readable
+    return readable, infos
 
 
 def _decode(
-    files: list[tuple[str, int, Path]],
     readable: list[Readable],
+    infos: list[ImageInfo | DataError],
     report: FolderReport,
     options: FolderOptions,
+    stored: cache.FolderCache | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode the readable images to ``report``'s size and channels, in memory or through the
     disk cache. Returns the uint8 rows ``(N, C, H, W)`` and which of them decoded."""
     root = report.root
     needed = len(readable) * report.channels * report.size[0] * report.size[1]
-    if cache.use_cache(options.cache, needed, MAX_BYTES):
-        images, decoded = cache.decode_cached(report, files, readable)
+    if stored is not None and cache.use_cache(options.cache, needed, MAX_BYTES):
+        images, decoded = stored.images(report, infos, readable)
     else:
         if needed > MAX_BYTES:
             raise DataError(
