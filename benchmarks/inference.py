@@ -34,11 +34,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
-import cnnkit.models.forward
 import torch
 from common import describe_machine, load_average, markdown_table, write_section
 from PIL import Image
 
+import cnnkit.models.forward
 from cnnkit.export import export_run
 from cnnkit.predict import Predictor
 from cnnkit.run import Run
