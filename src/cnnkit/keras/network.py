@@ -45,7 +45,7 @@ from cnnkit.keras.layers import InputLayer
 from cnnkit.keras.progress import KerasProgress, report
 from cnnkit.keras.unsupported import unsupported
 from cnnkit.layers.base import SymbolicTensor, make_activation
-from cnnkit.models.forward import EVAL_BATCH, predict_logits
+from cnnkit.models.forward import predict_logits
 from cnnkit.train import callbacks as engine_callbacks
 from cnnkit.train.batches import TensorBatches
 from cnnkit.train.callbacks import Logs, TrainState
