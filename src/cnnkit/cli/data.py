@@ -56,8 +56,8 @@ def _load(
     *,
     lenient: bool = False,
 ) -> tuple[Splits, SourceData]:
-    from cnnkit.cli.train import count_or_fraction
     from cnnkit.data.sources import inspection_source, make_splits, read_source
+    from cnnkit.train.config import count_or_fraction
 
     source = inspection_source(name) if lenient else name
     data = read_source(source, data_dir)

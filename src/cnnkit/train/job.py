@@ -9,26 +9,22 @@ checkpoint. Under ``torchrun`` every process runs the job; rank 0 alone writes t
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
-import math
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from cnnkit.augment.spec import parse_augment
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.data.sources import canonical_source, data_root, get_source, load_dataset
+from cnnkit.data.sources import canonical_source, data_root, load_dataset
 from cnnkit.data.split import (
     SPLIT_FILE,
     SplitFileError,
-    group_ids,
     split_record,
     write_split_file,
 )
@@ -40,11 +36,9 @@ from cnnkit.errors import (
     RunError,
     TrainingError,
     TrainingInterrupted,
-    did_you_mean,
 )
 from cnnkit.inference import loss_and_accuracy
-from cnnkit.models.registry import get_model_entry
-from cnnkit.models.spec import describe_model, is_spec_path, resolve_model
+from cnnkit.models.spec import describe_model, resolve_model
 from cnnkit.run import Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import (
     Callback,
@@ -56,204 +50,18 @@ from cnnkit.train.callbacks import (
     ReduceLROnPlateau,
 )
 from cnnkit.train.checkpoint import CHECKPOINTS, LAST, load_checkpoint
+from cnnkit.train.config import TrainConfig, make_callback
 from cnnkit.train.distributed import (
     DistributedContext,
     init_distributed,
     launched_by_torchrun,
     shutdown_distributed,
 )
-from cnnkit.train.loop import fit, log_keys
+from cnnkit.train.loop import fit
 from cnnkit.train.losses import LossFn, check_class_weight, class_weights, make_loss
-from cnnkit.train.optim import make_optimizer
 from cnnkit.train.precision import resolve_precision
-from cnnkit.train.schedules import Schedule
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training job needs; defaults reproduce the textbook LeNet on MNIST.
-
-    Attributes:
-        data: data source name (``cnnkit datasets``).
-        data_dir: read the source's files from this folder only.
-        val_size: validation samples held out of train (count or fraction; None = source
-            default, 0 = none).
-        test_size: test samples held out of train for sources without a test part (a
-            folder without test/): count or fraction; None = source default (0.2).
-        group_by: regular expression naming each sample's group in its id (file path);
-            a group is never divided between train, validation and test.
-        split_file: reuse the split of this split file or run directory (its
-            ``split.json``) instead of making one.
-        model: registry name (``cnnkit models``), a model spec file (``.yaml``/``.json``), a
-            spec mapping, or a ``cnnkit.layers.Model`` built in Python (trained in place).
-        model_options: extra options for the model builder (e.g. ``{"init": "normal"}``).
-        epochs: passes over the training split.
-        batch_size: samples per optimizer step.
-        optimizer: ``sgd``, ``adam``, ``adamw`` or ``rmsprop``.
-        lr: (base) learning rate.
-        seed: seeds the split, the initial weights and the shuffling.
-        device: ``auto``, ``cpu`` or ``cuda[:N]``.
-        runs_dir: parent folder of run directories.
-        name: run directory name (default ``<model>-<data>-<time>``).
-        record_filters: epochs after which to save the first convolution's filters into
-            ``<run>/filters/`` (0 = before training; see ``cnnkit.evaluate.filters``).
-        recipe: the recipe these settings started from, if any (recorded only).
-        momentum: SGD/RMSprop momentum.
-        nesterov: Nesterov momentum (SGD).
-        weight_decay: L2 penalty (decoupled for ``adamw``).
-        schedule: learning-rate schedule, e.g. ``constant``, ``cosine:warmup=1``.
-        loss: ``cross_entropy``, ``binary_cross_entropy`` or ``mse``.
-        label_smoothing: probability mass spread over all classes.
-        augment: training-time augmentation: spec strings (``["rotate:p=0.5,max=15",
-            "translate:2"]``) or a YAML/JSON spec file (see :mod:`cnnkit.augment.spec`); the
-            run card records the resolved steps.
-        early_stopping: EarlyStopping options (``{"patience": 5}``) or None for none.
-        reduce_lr: ReduceLROnPlateau options or None for none.
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``.
-        channels_last: NHWC layout; None = automatic.
-        compile: ``torch.compile`` the training forward pass.
-        class_weight: ``balanced`` weighs each class's cross-entropy by the inverse of its
-            share of the training split (the run card records the weights); None = equal.
-        auto: what the auto setup chose and why (:mod:`cnnkit.train.auto`; recorded only).
-    """
-
-    data: str = "mnist"
-    data_dir: str | None = None
-    val_size: int | float | None = None
-    test_size: int | float | None = None
-    group_by: str | None = None
-    split_file: str | None = None
-    model: str | Mapping[str, Any] | nn.Module = "lenet"
-    model_options: dict[str, Any] = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 100
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "auto"
-    runs_dir: str = "runs"
-    name: str | None = None
-    record_filters: list[int] = field(default_factory=list)
-    recipe: str | None = None
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    loss: str = "cross_entropy"
-    label_smoothing: float = 0.0
-    augment: list[str] = field(default_factory=list)
-    early_stopping: dict[str, Any] | None = None
-    reduce_lr: dict[str, Any] | None = None
-    precision: str = "auto"
-    channels_last: bool | None = None
-    compile: bool = False
-    class_weight: str | None = None
-    auto: dict[str, Any] | None = None
-
-    @classmethod
-    def from_recipe(cls, recipe: str, /, **overrides: Any) -> TrainConfig:
-        """The recipe's settings, then ``overrides`` on top (see :mod:`cnnkit.train.recipes`);
-        ``overrides`` may hold any field, ``name`` (the run's name) included. ``auto`` chooses
-        the settings from the data (:mod:`cnnkit.train.auto`)."""
-        from cnnkit.train.auto import AUTO, auto_config
-        from cnnkit.train.recipes import recipe_settings
-
-        if recipe == AUTO:
-            return auto_config(overrides)[0]
-
-        return cls.from_dict({**recipe_settings(recipe), "recipe": recipe, **overrides})
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """A config from a dict (a run card's ``config``); unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown training setting(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        defaults = cls()
-        for name, value in values.items():
-            default = getattr(defaults, name)
-            if value is None or default is None:
-                continue  # optional settings; their users check them
-            if not _same_kind(default, value):
-                raise ConfigError(
-                    f"training setting {name} must be {_kind(default)}, not {value!r:.40}"
-                )
-        return cls(**values)
-
-    def validate(self) -> None:
-        """Check every setting that can be checked without the data, so that a mistake
-        fails in a moment, before data is loaded or a run directory is made: device,
-        precision, optimizer and its hyper-parameters, schedule, loss, augmentation,
-        callback options, model name, data source and run name.
-
-        Raises:
-            ConfigError, ModelError, RunError: the first setting found wrong.
-        """
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(
-                f"epochs and batch size must be positive, got {self.epochs} and {self.batch_size}"
-            )
-        device = resolve_device(self.device)
-        resolve_precision(self.precision, device)
-        make_optimizer(
-            self.optimizer,
-            [nn.Parameter(torch.zeros(1))],
-            lr=self.lr,
-            momentum=self.momentum,
-            nesterov=self.nesterov,
-            weight_decay=self.weight_decay,
-        )
-        if isinstance(self.schedule, str):
-            Schedule.parse(self.schedule)
-        if isinstance(self.loss, str):
-            make_loss(self.loss, label_smoothing=self.label_smoothing)
-        if self.augment:
-            parse_augment(self.augment)
-        for kind, options in (
-            (EarlyStopping, self.early_stopping),
-            (ReduceLROnPlateau, self.reduce_lr),
-        ):
-            if options is not None:
-                monitor = _make_callback(kind, options).monitor.name
-                # --val-size 0 leaves no validation data, unless a folder has its own val/
-                may_have_val = self.val_size != 0 or data_root(self.data) is not None
-                _check_monitor(kind.__name__, monitor, may_have_val=may_have_val)
-        if isinstance(self.model, str) and not is_spec_path(self.model):
-            get_model_entry(self.model)
-        get_source(self.data)
-        if self.group_by is not None:
-            group_ids([], self.group_by)  # a valid regular expression
-        if self.name is not None:
-            Run.check_new(self.runs_dir, self.name)
-
-
-def _same_kind(default: Any, value: Any) -> bool:
-    """Whether ``value`` has the JSON type of a setting whose default is ``default``."""
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(default, bool) and isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float) and math.isfinite(value)
-    if isinstance(default, int):
-        return isinstance(value, int)
-    if isinstance(default, str):
-        return isinstance(value, str | dict)  # dict: a model spec
-    if isinstance(default, list):
-        return isinstance(value, list | str)  # str: an augment spec file
-    if isinstance(default, dict):
-        return isinstance(value, dict)
-    return True
-
-
-def _kind(default: Any) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(
-        type(default), f"a {type(default).__name__}"
-    )
 
 
 @dataclass
@@ -318,49 +126,6 @@ def _shared_run(config: TrainConfig, label: str, context: DistributedContext | N
     return run if run is not None else Run(path[0])
 
 
-def _check_monitor(owner: str, name: str, *, may_have_val: bool) -> None:
-    """A value ``owner`` monitors must be one the training logs will hold."""
-    known = [key for key in log_keys(has_val=True) if key not in ("epoch", "time")]
-    if name not in known:
-        raise ConfigError(
-            f"{owner} cannot monitor {name!r}.{did_you_mean(name, known)} "
-            f"The training logs hold {', '.join(known)}"
-        )
-    if not may_have_val and name not in log_keys(has_val=False):
-        raise ConfigError(
-            f"{owner} monitors {name!r}, which needs validation data; --val-size 0 keeps "
-            "none (monitor loss or accuracy instead)"
-        )
-
-
-def _make_callback(kind: type[Callback], options: dict[str, Any]) -> Any:
-    """``kind(**options)``, each option checked against the signature first: an unknown
-    name gets a suggestion, a value of the wrong kind says which kind it needs."""
-    params = {
-        name: param.default
-        for name, param in inspect.signature(kind).parameters.items()
-        if param.default is not inspect.Parameter.empty
-    }
-    for key, value in options.items():
-        if key not in params:
-            raise ConfigError(
-                f"{kind.__name__} has no option {key!r}.{did_you_mean(key, params)} "
-                f"Its options: {', '.join(params)}"
-            )
-        default = params[key]
-        if isinstance(default, bool):
-            wrong, need = not isinstance(value, bool), "true or false"
-        elif isinstance(default, int):
-            wrong, need = isinstance(value, bool) or not isinstance(value, int), "a whole number"
-        elif isinstance(default, float):
-            wrong, need = isinstance(value, bool) or not isinstance(value, int | float), "a number"
-        else:
-            wrong, need = not isinstance(value, str), "a name"
-        if wrong:
-            raise ConfigError(f"{kind.__name__} option {key}={value!r}: needs {need}")
-    return kind(**options)
-
-
 def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
     """Callbacks that save material for the report (filters at chosen epochs) into the run."""
     if not config.record_filters:
@@ -381,9 +146,9 @@ def _callbacks(config: TrainConfig, run: Run, has_val: bool, is_main: bool) -> l
             *_recorders(config, run),
         ]
     if config.early_stopping is not None:
-        callbacks.append(_make_callback(EarlyStopping, config.early_stopping))
+        callbacks.append(make_callback(EarlyStopping, config.early_stopping))
     if config.reduce_lr is not None:
-        callbacks.append(_make_callback(ReduceLROnPlateau, config.reduce_lr))
+        callbacks.append(make_callback(ReduceLROnPlateau, config.reduce_lr))
     return callbacks
 
 
@@ -576,23 +341,11 @@ def _train(
                 train=splits.train,
                 val=splits.val,
                 preprocessing=preprocessing,
-                optimizer=config.optimizer,
-                lr=config.lr,
-                momentum=config.momentum,
-                nesterov=config.nesterov,
-                weight_decay=config.weight_decay,
-                schedule=config.schedule,
+                **config.fit_options(),
                 loss=loss,
-                label_smoothing=config.label_smoothing,
-                epochs=config.epochs,
-                batch_size=config.batch_size,
                 augment=augment,
                 callbacks=[*job_callbacks, *callbacks],
                 device=device,
-                precision=config.precision,
-                channels_last=config.channels_last,
-                compile=config.compile,
-                seed=config.seed,
                 resume=resume,
                 distributed=context,
                 verbose=verbose,
