@@ -14,7 +14,7 @@ import dataclasses
 import functools
 import inspect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -57,14 +57,17 @@ def _cli_type(item: dataclasses.Field[Any]) -> Any:
     return _PLAIN_TYPES[written]
 
 
-def config_parameters(config: type[Any]) -> list[inspect.Parameter]:
-    """One keyword parameter per field of ``config`` that declares an option, in field
-    order. Each defaults to None (not given): a recipe or the auto setup may choose the
-    value, so the field's default is shown in the help text instead."""
+def config_parameters(
+    config: type[Any], only: Collection[str] | None = None
+) -> list[inspect.Parameter]:
+    """One keyword parameter per field of ``config`` that declares an option (of the fields
+    named in ``only``, if given), in field order. Each defaults to None (not given): a recipe
+    or the auto setup may choose the value, so the field's default is shown in the help text
+    instead."""
     parameters = []
     for item in dataclasses.fields(config):
         option = option_of(item)
-        if option is None:
+        if option is None or (only is not None and item.name not in only):
             continue
         info = typer.Option(
             None,
@@ -121,10 +124,12 @@ class Given:
         return config
 
 
-def config_options(config: type[Any], *, after: str) -> Callable[[Callable[..., Any]], Any]:
-    """Give a command the options of ``config``'s fields, placed after its parameter
-    ``after``; the command function takes them as one keyword argument ``given``
-    (:class:`Given`)."""
+def config_options(
+    config: type[Any], *, after: str, only: Collection[str] | None = None
+) -> Callable[[Callable[..., Any]], Any]:
+    """Give a command the options of ``config``'s fields (those named in ``only``, if
+    given), placed after its parameter ``after``; the command function takes them as one
+    keyword argument ``given`` (:class:`Given`)."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         own = [
@@ -132,7 +137,7 @@ def config_options(config: type[Any], *, after: str) -> Callable[[Callable[..., 
             for p in inspect.signature(function, eval_str=True).parameters.values()
             if p.name != "given"
         ]
-        settings = config_parameters(config)
+        settings = config_parameters(config, only)
         names = {p.name for p in settings}
         at = [p.name for p in own].index(after) + 1
         parameters = [
@@ -160,7 +165,8 @@ _data_dir = _declared("data_dir")
 _device = _declared("device")
 
 RunDir = Annotated[Path, typer.Argument(help="A run directory written by `cnnkit train`.")]
-DataDir = Annotated[Path | None, typer.Option(*_data_dir.flags, help=_data_dir.help)]
+# a str, not a Path: the library takes folders as text (PATH in the help all the same)
+DataDir = Annotated[str | None, typer.Option(*_data_dir.flags, metavar="PATH", help=_data_dir.help)]
 Device = Annotated[str, typer.Option(*_device.flags, metavar=_device.metavar, help=_device.help)]
 EvalSplit = Annotated[
     str | None,
@@ -175,5 +181,42 @@ EvalData = Annotated[
         "-d",
         help="Evaluate on this data source instead of the run's own (same classes and "
         "image shape).",
+    ),
+]
+
+# `features`, `transfer` and `finetune`: a sample of a data source, fed to a backbone
+SampleData = Annotated[
+    str, typer.Option("--data", "-d", help="Data source (see `cnnkit datasets`).")
+]
+TrainPerClass = Annotated[
+    int | None,
+    typer.Option("--train-per-class", min=1, help="Use this many training images per class."),
+]
+SampleTestSize = Annotated[
+    int | None,
+    typer.Option("--test-size", min=1, help="Use a stratified sample of this many test images."),
+]
+InputSize = Annotated[
+    int | None,
+    typer.Option(
+        "--input-size",
+        min=8,
+        help="Resize to this square side instead of the backbone's own (e.g. 112: 4x faster).",
+    ),
+]
+SampleSeed = Annotated[
+    int, typer.Option("--seed", help="Seeds the sample (and the heads / training).")
+]
+FeatureCache = Annotated[
+    Path | None,
+    typer.Option("--cache-dir", help="Feature cache folder (default: ~/.cache/cnnkit/features)."),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="ADDRESS",
+        help="Compute features on Ray over a folder's files: local (start Ray here), auto or "
+        "ray://HOST:PORT. Needs cnnkit[ray].",
     ),
 ]

@@ -9,13 +9,14 @@ from pathlib import Path
 import typer
 
 from cnnkit.cli.console import err, out
+from cnnkit.cli.params import Device, RunDir
 
 SKIPPED_SHOWN = 5  # skipped files named in the warning line
 TABLE_MAX = 50  # without --out, more predictions than this print as a summary
 
 
 def predict_command(
-    run: Path = typer.Argument(..., help="A run directory written by `cnnkit train`."),
+    run: RunDir,
     images: list[Path] = typer.Argument(
         ..., help="Image files (PNG, JPEG, ...) and/or folders of them (read recursively)."
     ),
@@ -26,7 +27,7 @@ def predict_command(
     out_file: Path | None = typer.Option(
         None, "--out", "-o", help="Also write the predictions to this .csv or .json file."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    device: Device = "auto",
 ) -> None:
     """Predict the classes of images with a trained run.
 
