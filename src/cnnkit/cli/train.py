@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
@@ -12,6 +12,7 @@ from cnnkit.cli.params import Given, config_options
 from cnnkit.train.config import TrainConfig
 
 if TYPE_CHECKING:
+    from cnnkit.errors import TrainingInterrupted
     from cnnkit.run import Run
 
 
@@ -81,14 +82,7 @@ def train_command(
             )
             result = run_training(config, callbacks=[ProgressBar(out)])
     except TrainingInterrupted as exc:
-        if not exc.run_path:
-            raise
-        # the one line about it (main's "interrupted" would repeat it): 130 = 128 + SIGINT
-        err.print(
-            f"[yellow]interrupted; checkpoint saved. Continue with:[/] "
-            f"cnnkit train --resume {exc.run_path}"
-        )
-        raise SystemExit(130) from None
+        stopped(exc, resumable=True)
     if not result.is_main:
         return
     for split, metrics in result.metrics.items():
@@ -97,6 +91,21 @@ def train_command(
             f"loss {metrics['loss']:.4f}"
         )
     print_run_end(result.run, report=report, device=settings.get("device", "auto"))
+
+
+def stopped(exc: TrainingInterrupted, *, resumable: bool) -> NoReturn:
+    """The end of a job stopped by Ctrl-C: the one line about it (main's "interrupted" would
+    repeat it) and exit code 130 (128 + SIGINT)."""
+    if not exc.run_path:
+        raise exc
+    if resumable:
+        err.print(
+            f"[yellow]interrupted; checkpoint saved. Continue with:[/] "
+            f"cnnkit train --resume {exc.run_path}"
+        )
+    else:
+        err.print(f"[yellow]interrupted; the run is kept, marked interrupted:[/] {exc.run_path}")
+    raise SystemExit(130) from None
 
 
 def print_run_end(run: Run, *, report: bool, device: str) -> None:

@@ -17,7 +17,7 @@ import typer
 from cnnkit.cli import params
 from cnnkit.cli.console import out
 from cnnkit.cli.features import embed_splits, on_ray
-from cnnkit.cli.train import print_run_end
+from cnnkit.cli.train import print_run_end, stopped
 
 
 def _print_table(rows: list[Any], title: str) -> None:
@@ -180,6 +180,7 @@ def finetune_command(
     ),
 ) -> None:
     """Fine-tune a pretrained backbone with a new head; save it as a run folder."""
+    from cnnkit.errors import TrainingInterrupted
     from cnnkit.train.auto import finetune_setup
     from cnnkit.train.callbacks import ProgressBar
     from cnnkit.transfer.finetune import FinetuneConfig, finetune
@@ -216,7 +217,10 @@ def finetune_command(
         + f", {epochs} epochs, batch {batch_size}, {optimizer} lr {lr:g} "
         f"(backbone x{backbone_lr_mult:g})"
     )
-    result = finetune(config, callbacks=[ProgressBar(out)])
+    try:
+        result = finetune(config, callbacks=[ProgressBar(out)])
+    except TrainingInterrupted as exc:
+        stopped(exc, resumable=False)
     for split, metrics in result.metrics.items():
         out.print(
             f"{split} accuracy [bold green]{metrics['accuracy'] * 100:.2f}%[/]  balanced "

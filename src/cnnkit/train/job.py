@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,27 +25,19 @@ from cnnkit.data.split import (
     SPLIT_FILE,
     SplitFileError,
     split_record,
-    write_split_file,
 )
 from cnnkit.devices import resolve_device
 from cnnkit.errors import (
-    CnnkitError,
     ConfigError,
     DataError,
     RunError,
-    TrainingError,
-    TrainingInterrupted,
 )
-from cnnkit.inference import loss_and_accuracy
 from cnnkit.models.spec import describe_model, resolve_model
-from cnnkit.run import Run, default_run_name, describe_environment
+from cnnkit.run import Run
 from cnnkit.train.callbacks import (
     Callback,
     EarlyStopping,
-    HistoryWriter,
     Logs,
-    ModelCheckpoint,
-    NanGuard,
     ReduceLROnPlateau,
 )
 from cnnkit.train.checkpoint import CHECKPOINTS, LAST, load_checkpoint
@@ -60,6 +51,7 @@ from cnnkit.train.distributed import (
 from cnnkit.train.loop import fit
 from cnnkit.train.losses import LossFn, check_class_weight, class_weights, make_loss
 from cnnkit.train.precision import resolve_precision
+from cnnkit.train.runner import Job, create_run
 
 log = logging.getLogger(__name__)
 
@@ -71,43 +63,17 @@ class TrainResult:
     Attributes:
         run: the run directory (shared by all processes under torchrun).
         history: one logs dict per epoch.
-        metrics: final loss and accuracy per evaluated split (empty on ranks other than 0).
+        metrics: the final metrics of each held-out split (``metrics.json``; see
+            :func:`~cnnkit.evaluate.metrics.measure`), empty on ranks other than 0.
         training: the decisions taken (the run card's ``training`` section).
         is_main: False in torchrun processes other than rank 0 (which should print nothing).
     """
 
     run: Run
     history: list[Logs]
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, Any]]
     training: dict[str, Any] = field(default_factory=dict)
     is_main: bool = True
-
-
-def create_run(runs_dir: str, name: str | None, *, model: str, data: str) -> Run:
-    """A new run directory: ``runs_dir/name``, or a free ``<model>-<data>-<time>[-N]``."""
-    if name:
-        return Run.create(runs_dir, name)
-    base = default_run_name(model, data)
-    for attempt in range(1, 100):
-        try:
-            return Run.create(runs_dir, base if attempt == 1 else f"{base}-{attempt}")
-        except RunError:
-            continue
-    raise RunError(f"could not find a free run name under {runs_dir}")
-
-
-def data_record(source: str, data_dir: str | None, splits: Splits, *, seed: int) -> dict[str, Any]:
-    """The run card's ``data`` section; the split file it names is written beside it."""
-    return {
-        "source": source,
-        "data_dir": data_dir,
-        "split_file": SPLIT_FILE,
-        "classes": list(splits.train.classes),
-        "split_seed": seed,
-        "sizes": {name: len(ds) for name, ds in splits.items()},
-        "fingerprints": {name: ds.fingerprint() for name, ds in splits.items()},
-        "origin": {name: ds.source for name, ds in splits.items()},
-    }
 
 
 def _shared_run(config: TrainConfig, label: str, context: DistributedContext | None) -> Run:
@@ -135,16 +101,10 @@ def _recorders(config: TrainConfig, run: Run) -> list[Callback]:
     return [FilterRecorder(run.path, config.record_filters)]
 
 
-def _callbacks(config: TrainConfig, run: Run, has_val: bool, is_main: bool) -> list[Callback]:
-    """The job's own callbacks: guard, history, checkpoints, recorders, early stopping, LR on
-    plateau (files are written by the main process only)."""
-    callbacks: list[Callback] = [NanGuard()]
-    if is_main:
-        callbacks += [
-            HistoryWriter(run.path),
-            ModelCheckpoint(run.path / CHECKPOINTS, monitor="val_loss" if has_val else "loss"),
-            *_recorders(config, run),
-        ]
+def _callbacks(config: TrainConfig, run: Run, is_main: bool) -> list[Callback]:
+    """The train job's own callbacks besides the runner's: recorders (main process only),
+    early stopping, LR on plateau."""
+    callbacks: list[Callback] = _recorders(config, run) if is_main else []
     if config.early_stopping is not None:
         callbacks.append(make_callback(EarlyStopping, config.early_stopping))
     if config.reduce_lr is not None:
@@ -308,35 +268,51 @@ def _train(
             model, model_record = run.new_model(), run.card["model"]
         is_main = context is None or context.is_main
         created = run is None
-        before: dict[str, Any] | None = None
         if run is None:
             label = describe_model(config.model)
             if not isinstance(config.model, str):
                 config = dataclasses.replace(config, model=label)
             run = _shared_run(config, label, context)
-            if is_main:
-                _write_card(
-                    run,
-                    config,
+        job = Job(
+            run=run,
+            started=started,
+            device=device,
+            resume=f"cnnkit train --resume {run.path}",
+            is_main=is_main,
+            created=created,
+            context=context,
+        )
+        if created:
+            source = canonical_source(config.data)
+            job.start(
+                config=dataclasses.asdict(config),
+                splits=splits,
+                split=split_record(
                     splits,
-                    model,
-                    model_record,
-                    preprocessing,
-                    device,
-                    started,
-                    context,
-                )
-                run.update_card(
-                    training={"precision": resolve_precision(config.precision, device).name}
-                )
+                    source=source,
+                    root=data_root(config.data, config.data_dir),
+                    seed=config.seed,
+                    val_size=config.val_size,
+                    test_size=config.test_size,
+                    group_by=config.group_by,
+                    from_split_file=config.split_file,
+                ),
+                source=source,
+                data_dir=config.data_dir,
+                seed=config.seed,
+                model=model,
+                model_record=model_record,
+                preprocessing=preprocessing,
+                training={"precision": resolve_precision(config.precision, device).name},
+            )
         elif is_main:
-            before = run.card  # put back if the checkpoint turns out not to fit
+            job.before = run.card  # put back if the checkpoint turns out not to fit
             run.update_card(status="training", config=dataclasses.asdict(config))
-        job_callbacks = _callbacks(config, run, splits.val is not None, is_main)
-        history = None
+        job_callbacks = [*job.callbacks(has_val=splits.val is not None)]
+        job_callbacks += _callbacks(config, run, is_main)
         loss = _loss(config, splits, run if is_main else None)
-        try:
-            history = fit(
+        with job.recording(batch_size=config.batch_size):
+            job.history = history = fit(
                 model,
                 train=splits.train,
                 val=splits.val,
@@ -351,59 +327,9 @@ def _train(
                 verbose=verbose,
                 setup={"test": len(splits.test) if splits.test is not None else None},
             )
-            metrics: dict[str, dict[str, float]] = {}
-            if is_main:
-                run.save_weights(model)
-                metrics = {
-                    name: loss_and_accuracy(model, ds, preprocessing=preprocessing, device=device)
-                    for name, ds in splits.items()
-                    if name != "train"
-                }
-                run.finish(metrics, history=history, started=started, training=history.training)
-        except TrainingInterrupted as exc:
-            if is_main:
-                run.update_card(status="interrupted", training=exc.training)
-            exc.run_path = str(run.path)
-            raise
-        except KeyboardInterrupt as exc:  # Ctrl-C outside the loop: saving, evaluating
-            if is_main:
-                run.update_card(status="interrupted")
-            stopped = TrainingInterrupted(
-                list(history or []), dict(history.training) if history is not None else {}
+            metrics = job.finish(
+                model, splits, preprocessing=preprocessing, training=history.training
             )
-            stopped.run_path = str(run.path)
-            raise stopped from exc
-        except TrainingError as exc:
-            if is_main:
-                run.update_card(status="failed", error=str(exc))
-            raise
-        except ConfigError as exc:
-            # refused before the first epoch's checkpoint: a failed start leaves nothing behind
-            if created and is_main and not any((run.path / CHECKPOINTS).glob("*")):
-                shutil.rmtree(run.path)
-                raise
-            if is_main and before is not None and history is None:
-                run.write_json("run.json", before)
-            elif is_main:
-                run.update_card(status="failed", error=str(exc))
-            raise
-        except CnnkitError as exc:  # e.g. a checkpoint that does not fit: nothing trained
-            if is_main and before is not None and history is None:
-                run.write_json("run.json", before)
-            elif is_main:
-                run.update_card(status="failed", error=str(exc))
-            raise
-        except (torch.OutOfMemoryError, MemoryError, RuntimeError) as exc:
-            if not _out_of_memory(exc):
-                raise
-            message = (
-                f"out of memory on {device} training with batch size {config.batch_size}; "
-                "the last checkpoint is kept. Continue with a smaller batch: cnnkit train "
-                f"--resume {run.path} --batch-size {max(1, config.batch_size // 2)}"
-            )
-            if is_main:
-                run.update_card(status="failed", error=message)
-            raise TrainingError(message) from exc
         if context is not None:
             context.barrier()
         return TrainResult(
@@ -416,51 +342,3 @@ def _train(
     finally:
         if context is not None:
             shutdown_distributed()
-
-
-def _out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` says memory ran out (a GPU's, or the CPU allocator's)."""
-    return isinstance(exc, torch.OutOfMemoryError | MemoryError) or (
-        "can't allocate memory" in str(exc)
-    )
-
-
-def _write_card(
-    run: Run,
-    config: TrainConfig,
-    splits: Splits,
-    model: torch.nn.Module,
-    model_record: dict[str, Any],
-    preprocessing: Preprocessing,
-    device: torch.device,
-    started: float,
-    context: DistributedContext | None,
-) -> None:
-    environment = describe_environment(device)
-    if context is not None:
-        environment["world_size"] = context.world_size
-    # the exact parts, so evaluation and later runs (--split-file RUN) read the same samples
-    source = canonical_source(config.data)
-    write_split_file(
-        run.path / SPLIT_FILE,
-        split_record(
-            splits,
-            source=source,
-            root=data_root(config.data, config.data_dir),
-            seed=config.seed,
-            val_size=config.val_size,
-            test_size=config.test_size,
-            group_by=config.group_by,
-            from_split_file=config.split_file,
-        ),
-    )
-    run.update_card(
-        name=run.path.name,
-        status="training",
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        config=dataclasses.asdict(config),
-        model={**model_record, "parameters": sum(p.numel() for p in model.parameters())},
-        data=data_record(source, config.data_dir, splits, seed=config.seed),
-        preprocessing=preprocessing.to_dict(),
-        environment=environment,
-    )

@@ -25,26 +25,27 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from cnnkit.data.dataset import Dataset
-from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import canonical_source, data_root, get_source, load_dataset
-from cnnkit.data.split import SPLIT_FILE, split_record, write_split_file
+from cnnkit.data.split import split_record
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, did_you_mean
 from cnnkit.evaluate.layers import layer_path
 from cnnkit.models.adapter import AdaptedClassifier
 from cnnkit.models.classifier import Classifier
-from cnnkit.run import Run, describe_environment
-from cnnkit.train.callbacks import Callback, HistoryWriter, Logs
-from cnnkit.train.job import create_run, data_record
+from cnnkit.run import Run
+from cnnkit.train.callbacks import Callback, Logs
 from cnnkit.train.loop import fit
 from cnnkit.train.optim import make_optimizer
+from cnnkit.train.runner import Job, create_run
 from cnnkit.transfer.backbones import Backbone, check_backbone_inputs, load_backbone
 from cnnkit.transfer.sample import Sample
 
 log = logging.getLogger(__name__)
 
 FREEZE_CHOICES = "all, none or until:LAYER"
+# evaluated images per batch: a backbone at 224x224 holds far more activations per image than
+# the small models evaluation's default batch was chosen for
+BACKBONE_EVAL_BATCH = 128
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
@@ -205,31 +206,6 @@ def param_groups(
     ]
 
 
-# -- metrics ----------------------------------------------------------------------------------
-
-
-def classification_metrics(
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    preprocessing: Preprocessing,
-    device: torch.device | str = "cpu",
-    batch_size: int = 128,
-) -> dict[str, Any]:
-    """:func:`~cnnkit.evaluate.metrics.compute_metrics` of ``model`` on ``dataset``: loss,
-    accuracy, balanced accuracy, BER, classification report, confusion matrix...
-
-    ``batch_size`` is kept small: a backbone at 224x224 holds far more activations per image
-    than the small models evaluation's default batch was chosen for.
-    """
-    from cnnkit.evaluate.metrics import Predictions, compute_metrics
-
-    predictions = Predictions.from_model(
-        model, dataset, preprocessing=preprocessing, device=device, batch_size=batch_size
-    )
-    return compute_metrics(predictions)
-
-
 # -- the job -----------------------------------------------------------------------------------
 
 
@@ -333,12 +309,17 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
     run = create_run(
         config.runs_dir, config.name, model=f"finetune-{config.backbone}", data=config.data
     )
+    job = Job(run=run, started=started, device=device, resume=None)
     # the full split goes in the split file (as `cnnkit train` writes it); the sample drawn
     # from each part is re-drawn by Run.load_data from data.subsets
     source = canonical_source(config.data)
-    write_split_file(
-        run.path / SPLIT_FILE,
-        split_record(
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    job.start(
+        # val_size/test_size on the card mean what they mean for `cnnkit train` (hold-outs
+        # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
+        config={**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
+        splits=splits,
+        split=split_record(
             full,
             source=source,
             root=data_root(config.data, config.data_dir),
@@ -348,22 +329,13 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
             group_by=None,
             from_split_file=None,
         ),
-    )
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    run.update_card(
-        name=run.path.name,
-        status="training",
-        created=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-        # val_size/test_size on the card mean what they mean for `cnnkit train` (hold-outs
-        # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
-        config={**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
-        model={**record, "parameters": sum(p.numel() for p in model.parameters())},
-        data={
-            **data_record(source, config.data_dir, splits, seed=config.seed),
-            "sample": sample.describe(),
-            "subsets": sample.records(),
-        },
-        preprocessing=preprocessing.to_dict(),
+        source=source,
+        data_dir=config.data_dir,
+        seed=config.seed,
+        model=model,
+        model_record=record,
+        preprocessing=preprocessing,
+        data_extra={"sample": sample.describe(), "subsets": sample.records()},
         transfer={
             "backbone": backbone.name,
             "backbone_digest": backbone.digest(),
@@ -380,29 +352,25 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
             "unfreeze_after": config.unfreeze_after,
             "lr": {"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
         },
-        environment=describe_environment(device),
     )
-    hooks: list[Callback] = [HistoryWriter(run.path)]
+    hooks = job.callbacks(has_val=splits.val is not None)
     if config.unfreeze_after is not None:
         hooks.append(UnfreezeAfter(model, frozen, config.unfreeze_after))
-    history = fit(
-        model,
-        train=splits.train,
-        val=splits.val,
-        preprocessing=preprocessing,
-        optimizer=optimizer,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        callbacks=[*hooks, *callbacks],
-        device=device,
-        seed=config.seed,
-    )
-    unfreeze(model, frozen)  # hooks off: the saved model behaves like any other
-    run.save_weights(model)
-    metrics = {
-        name: classification_metrics(model, ds, preprocessing=preprocessing, device=device)
-        for name, ds in splits.items()
-        if name != "train"
-    }
-    run.finish(metrics, history=history, started=started)
+    with job.recording(batch_size=config.batch_size):
+        job.history = history = fit(
+            model,
+            train=splits.train,
+            val=splits.val,
+            preprocessing=preprocessing,
+            optimizer=optimizer,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            callbacks=[*hooks, *callbacks],
+            device=device,
+            seed=config.seed,
+        )
+        unfreeze(model, frozen)  # hooks off: the saved model behaves like any other
+        metrics = job.finish(
+            model, splits, preprocessing=preprocessing, batch_size=BACKBONE_EVAL_BATCH
+        )
     return FinetuneResult(run=run, history=history, metrics=metrics)
