@@ -48,7 +48,6 @@ from cnnkit.train.distributed import (
     launched_by_torchrun,
     shutdown_distributed,
 )
-from cnnkit.train.loop import fit
 from cnnkit.train.losses import LossFn, check_class_weight, class_weights, make_loss
 from cnnkit.train.precision import resolve_precision
 from cnnkit.train.runner import Job, create_run
@@ -273,20 +272,14 @@ def _train(
             if not isinstance(config.model, str):
                 config = dataclasses.replace(config, model=label)
             run = _shared_run(config, label, context)
-        job = Job(
-            run=run,
-            started=started,
-            device=device,
-            resume=f"cnnkit train --resume {run.path}",
-            is_main=is_main,
-            created=created,
-            context=context,
-        )
+        resume_with = f"cnnkit train --resume {run.path}"
+        job = Job(run, started, device, model, splits, preprocessing, resume_with, is_main, created)
+        job.context = context
         if created:
             source = canonical_source(config.data)
             job.start(
-                config=dataclasses.asdict(config),
-                splits=splits,
+                dataclasses.asdict(config),
+                model_record,
                 split=split_record(
                     splits,
                     source=source,
@@ -297,39 +290,25 @@ def _train(
                     group_by=config.group_by,
                     from_split_file=config.split_file,
                 ),
-                source=source,
-                data_dir=config.data_dir,
-                seed=config.seed,
-                model=model,
-                model_record=model_record,
-                preprocessing=preprocessing,
+                data=(source, config.data_dir, config.seed),
                 training={"precision": resolve_precision(config.precision, device).name},
             )
         elif is_main:
             job.before = run.card  # put back if the checkpoint turns out not to fit
             run.update_card(status="training", config=dataclasses.asdict(config))
-        job_callbacks = [*job.callbacks(has_val=splits.val is not None)]
-        job_callbacks += _callbacks(config, run, is_main)
         loss = _loss(config, splits, run if is_main else None)
         with job.recording(batch_size=config.batch_size):
-            job.history = history = fit(
-                model,
-                train=splits.train,
-                val=splits.val,
-                preprocessing=preprocessing,
+            history = job.train(
+                callbacks=[*_callbacks(config, run, is_main), *callbacks],
                 **config.fit_options(),
                 loss=loss,
                 augment=augment,
-                callbacks=[*job_callbacks, *callbacks],
-                device=device,
                 resume=resume,
                 distributed=context,
                 verbose=verbose,
                 setup={"test": len(splits.test) if splits.test is not None else None},
             )
-            metrics = job.finish(
-                model, splits, preprocessing=preprocessing, training=history.training
-            )
+            metrics = job.finish(training=history.training)
         if context is not None:
             context.barrier()
         return TrainResult(

@@ -6,8 +6,8 @@ happens to the run is the same and lives here, in :class:`Job`:
 
 1. :func:`create_run` makes the run directory (``runs/<name>`` or a free generated name);
 2. :meth:`Job.start` writes the split file and the card (status ``training``);
-3. :meth:`Job.callbacks` gives the job's own callbacks: the NaN guard, the history file and
-   the checkpoints;
+3. :meth:`Job.train` calls :func:`~cnnkit.train.loop.fit` with the job's own callbacks
+   first: the NaN guard, the history file and the checkpoints;
 4. :meth:`Job.recording` marks the card ``interrupted`` on Ctrl-C and ``failed`` on an error
    (a start refused before anything trained leaves nothing behind);
 5. :meth:`Job.finish` saves the weights, measures every held-out split through
@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +38,7 @@ from cnnkit.run import Run, default_run_name, describe_environment
 from cnnkit.train.callbacks import Callback, HistoryWriter, ModelCheckpoint, NanGuard
 from cnnkit.train.checkpoint import CHECKPOINTS
 from cnnkit.train.distributed import DistributedContext
-from cnnkit.train.loop import History
+from cnnkit.train.loop import History, fit
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,9 @@ class Job:
         run: the run directory.
         started: when the job started (``time.time()``).
         device: where it trains.
+        model: the model trained.
+        splits: the data it trains on (train, and val if any) and is measured on.
+        preprocessing: the model's input normalisation.
         resume: the command that continues the run from its checkpoint (``cnnkit train
             --resume RUN``), or None when the job cannot be resumed (no checkpoints).
         is_main: False in torchrun processes other than rank 0 (they write nothing).
@@ -120,6 +123,9 @@ class Job:
     run: Run
     started: float
     device: torch.device
+    model: nn.Module
+    splits: Splits
+    preprocessing: Preprocessing
     resume: str | None
     is_main: bool = True
     created: bool = True
@@ -129,41 +135,38 @@ class Job:
 
     def start(
         self,
-        *,
         config: dict[str, Any],
-        splits: Splits,
-        split: dict[str, Any],
-        source: str,
-        data_dir: str | None,
-        seed: int,
-        model: nn.Module,
         model_record: dict[str, Any],
-        preprocessing: Preprocessing,
+        *,
+        split: dict[str, Any],
+        data: tuple[str, str | None, int],
         data_extra: Mapping[str, Any] | None = None,
         **sections: Any,
     ) -> None:
         """Write the split file (``split``, a :func:`~cnnkit.data.split.split_record`) and
-        the card: ``config``, the model, ``splits`` (plus ``data_extra``), the input
-        normalisation, the environment, and any other card ``sections``."""
+        the card: ``config``, the model, the data (``data``: source, folder and split seed;
+        plus ``data_extra``), the input normalisation, the environment, and any other card
+        ``sections``."""
         if not self.is_main:
             return
         environment = describe_environment(self.device)
         if self.context is not None:
             environment["world_size"] = self.context.world_size
+        source, data_dir, seed = data
         _write_card(
             self.run,
             split=split,
             started=self.started,
             config=config,
-            model=model,
+            model=self.model,
             model_record=model_record,
-            data={**data_record(source, data_dir, splits, seed=seed), **(data_extra or {})},
-            preprocessing=preprocessing,
+            data={**data_record(source, data_dir, self.splits, seed=seed), **(data_extra or {})},
+            preprocessing=self.preprocessing,
             environment=environment,
             **sections,
         )
 
-    def callbacks(self, *, has_val: bool) -> list[Callback]:
+    def callbacks(self) -> list[Callback]:
         """The NaN guard; in the main process the history file and, for a job that can be
         resumed, the checkpoints (``last.pt`` each epoch, ``best.pt`` by the validation
         loss, or the training loss without validation data)."""
@@ -171,9 +174,23 @@ class Job:
         if self.is_main:
             callbacks.append(HistoryWriter(self.run.path))
             if self.resume is not None:
-                monitor = "val_loss" if has_val else "loss"
+                monitor = "val_loss" if self.splits.val is not None else "loss"
                 callbacks.append(ModelCheckpoint(self.run.path / CHECKPOINTS, monitor=monitor))
         return callbacks
+
+    def train(self, *, callbacks: Sequence[Callback] = (), **options: Any) -> History:
+        """:func:`~cnnkit.train.loop.fit` the model on the train split, validating on val,
+        with the job's :meth:`callbacks` before ``callbacks``; ``options`` are ``fit``'s."""
+        self.history = fit(
+            self.model,
+            train=self.splits.train,
+            val=self.splits.val,
+            preprocessing=self.preprocessing,
+            callbacks=[*self.callbacks(), *callbacks],
+            device=self.device,
+            **options,
+        )
+        return self.history
 
     def _mark(self, status: str, **sections: Any) -> None:
         if self.is_main:
@@ -239,18 +256,11 @@ class Job:
             self._mark("failed", error=message)
             raise TrainingError(message) from exc
 
-    def finish(
-        self,
-        model: nn.Module,
-        splits: Splits,
-        *,
-        preprocessing: Preprocessing,
-        batch_size: int = EVAL_BATCH,
-        **sections: Any,
-    ) -> dict[str, dict[str, Any]]:
-        """Save the weights, measure ``model`` on every split but train (``metrics.json``;
+    def finish(self, *, batch_size: int = EVAL_BATCH, **sections: Any) -> dict[str, dict[str, Any]]:
+        """Save the weights, measure the model on every split but train (``metrics.json``;
         evaluated ``batch_size`` images at a time) and mark the card finished, with any
         other card ``sections``. Returns the metrics (empty outside the main process)."""
+        model = self.model
         if not self.is_main:
             return {}
         if self.history is None:
@@ -261,11 +271,11 @@ class Job:
                 model,
                 dataset,
                 split=name,
-                preprocessing=preprocessing,
+                preprocessing=self.preprocessing,
                 device=self.device,
                 batch_size=batch_size,
             )[1]
-            for name, dataset in splits.items()
+            for name, dataset in self.splits.items()
             if name != "train"
         }
         self.run.finish(metrics, history=self.history, started=self.started, **sections)

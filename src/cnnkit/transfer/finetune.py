@@ -34,7 +34,6 @@ from cnnkit.models.adapter import AdaptedClassifier
 from cnnkit.models.classifier import Classifier
 from cnnkit.run import Run
 from cnnkit.train.callbacks import Callback, Logs
-from cnnkit.train.loop import fit
 from cnnkit.train.optim import make_optimizer
 from cnnkit.train.runner import Job, create_run
 from cnnkit.transfer.backbones import Backbone, check_backbone_inputs, load_backbone
@@ -309,7 +308,7 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
     run = create_run(
         config.runs_dir, config.name, model=f"finetune-{config.backbone}", data=config.data
     )
-    job = Job(run=run, started=started, device=device, resume=None)
+    job = Job(run, started, device, model, splits, preprocessing, resume=None)
     # the full split goes in the split file (as `cnnkit train` writes it); the sample drawn
     # from each part is re-drawn by Run.load_data from data.subsets
     source = canonical_source(config.data)
@@ -317,8 +316,8 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
     job.start(
         # val_size/test_size on the card mean what they mean for `cnnkit train` (hold-outs
         # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
-        config={**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
-        splits=splits,
+        {**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
+        record,
         split=split_record(
             full,
             source=source,
@@ -329,12 +328,7 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
             group_by=None,
             from_split_file=None,
         ),
-        source=source,
-        data_dir=config.data_dir,
-        seed=config.seed,
-        model=model,
-        model_record=record,
-        preprocessing=preprocessing,
+        data=(source, config.data_dir, config.seed),
         data_extra={"sample": sample.describe(), "subsets": sample.records()},
         transfer={
             "backbone": backbone.name,
@@ -353,24 +347,17 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
             "lr": {"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
         },
     )
-    hooks = job.callbacks(has_val=splits.val is not None)
+    hooks: list[Callback] = []
     if config.unfreeze_after is not None:
         hooks.append(UnfreezeAfter(model, frozen, config.unfreeze_after))
     with job.recording(batch_size=config.batch_size):
-        job.history = history = fit(
-            model,
-            train=splits.train,
-            val=splits.val,
-            preprocessing=preprocessing,
+        history = job.train(
+            callbacks=[*hooks, *callbacks],
             optimizer=optimizer,
             epochs=config.epochs,
             batch_size=config.batch_size,
-            callbacks=[*hooks, *callbacks],
-            device=device,
             seed=config.seed,
         )
         unfreeze(model, frozen)  # hooks off: the saved model behaves like any other
-        metrics = job.finish(
-            model, splits, preprocessing=preprocessing, batch_size=BACKBONE_EVAL_BATCH
-        )
+        metrics = job.finish(batch_size=BACKBONE_EVAL_BATCH)
     return FinetuneResult(run=run, history=history, metrics=metrics)
