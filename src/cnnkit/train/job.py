@@ -1,9 +1,11 @@
 """A training job: data in, trained model out, everything recorded in a run directory.
 
-This is what ``cnnkit train`` runs. It resolves a :class:`TrainConfig`, loads the data,
-builds the model, calls :func:`~cnnkit.train.loop.fit`, saves the weights and evaluates
-on the test split. :func:`resume_training` continues an interrupted run from its last
-checkpoint. Under ``torchrun`` every process runs the job; rank 0 alone writes the run.
+This is what ``cnnkit train`` runs. It takes a :class:`~cnnkit.train.config.TrainConfig`
+(re-exported here), loads the data and builds the model; the job runner
+(:class:`~cnnkit.train.runner.Job`) writes the run, trains with
+:func:`~cnnkit.train.loop.fit`, saves the weights and measures the held-out splits.
+:func:`resume_training` continues an interrupted run from its last checkpoint. Under
+``torchrun`` every process runs the job; rank 0 alone writes the run.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from cnnkit.train.precision import resolve_precision
 from cnnkit.train.runner import Job, create_run
 
 log = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "TrainResult", "resume_training", "run_training"]
 
 
 @dataclass
