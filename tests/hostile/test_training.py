@@ -14,7 +14,7 @@ import torch
 
 from cnnkit.errors import TrainingError, TrainingInterrupted
 from cnnkit.run import Run
-from cnnkit.train import job as job_module
+from cnnkit.train import runner as runner_module
 from cnnkit.train.callbacks import Callback
 from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.job import TrainConfig, resume_training, run_training
@@ -128,20 +128,20 @@ def test_ctrl_c_at_the_end_of_the_last_epoch_leaves_a_run_that_resume_finishes(
 def test_ctrl_c_while_evaluating_after_training_leaves_a_resumable_run(
     tiny_mnist_dir, tmp_path, monkeypatch, capsys
 ) -> None:
-    real = job_module.loss_and_accuracy
+    real = runner_module.measure
 
     def pressed(*args, **kwargs):  # Ctrl-C arrives while the test split is evaluated
         os.kill(os.getpid(), signal.SIGINT)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(job_module, "loss_and_accuracy", pressed)
+    monkeypatch.setattr(runner_module, "measure", pressed)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.raises(TrainingInterrupted) as caught:
             run_training(config(tiny_mnist_dir, tmp_path, "r"))
     finally:
         signal.signal(signal.SIGINT, previous)
-    monkeypatch.setattr(job_module, "loss_and_accuracy", real)
+    monkeypatch.setattr(runner_module, "measure", real)
     run = Run(caught.value.run_path)
     assert run.card.status == "interrupted" and not (run.path / "metrics.json").exists()
     code, _, err = cli(monkeypatch, capsys, "train", "--resume", str(run.path))

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from cnnkit.cli.console import err, out
+from cnnkit.cli.params import DataDir
 
 AUGMENT_HELP = (
     "A transform, e.g. 'rotate:p=0.9,max=25', 'flip', 'distort:grid=4,magnitude=3' "
@@ -51,9 +52,7 @@ def augment_command(
     count: int | None = typer.Option(
         None, "--count", min=1, help="How many source images to use (default: all)."
     ),
-    data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="For a data source: read its files from this folder."
-    ),
+    data_dir: DataDir = None,
     inside_source: bool = typer.Option(
         False, "--inside-source", help="Allow --out inside the source folder."
     ),

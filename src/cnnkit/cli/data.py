@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 from cnnkit.cli.console import out
+from cnnkit.cli.params import Given, config_options
+from cnnkit.train.config import TrainConfig
 
 if TYPE_CHECKING:
     from cnnkit.data.dataset import Dataset, Splits
@@ -21,54 +24,38 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-# The options every command that loads a source shares (the same as `cnnkit train`'s).
+# Every command that loads a source splits it as `cnnkit train` does, with train's options.
 SOURCE = typer.Argument(
     "mnist",
     metavar="SOURCE",
     help="Data source: a name (`cnnkit datasets`), folder:PATH or a folder.",
 )
-DATA_DIR = typer.Option(
-    None, "--data-dir", help="Read the source from this folder only (folder:PATH: this folder)."
-)
-VAL_SIZE = typer.Option(
-    None, "--val-size", help="Validation part held out of train: a count or a fraction."
-)
-TEST_SIZE = typer.Option(
-    None, "--test-size", help="Test part for sources without one (a folder): count or fraction."
-)
+SPLIT_SETTINGS = ("data_dir", "val_size", "test_size", "group_by", "split_file")
 SEED = typer.Option(0, "--seed", help="Seeds the splits.")
-GROUP_BY = typer.Option(
-    None, "--group-by", help="Regular expression naming each sample's group in its file path."
-)
-SPLIT_FILE = typer.Option(
-    None, "--split-file", help="Take the split from a split.json or a run directory."
-)
+
+
+def source_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A ``cnnkit data`` command taking SOURCE, then `cnnkit train`'s options that say where
+    the source is read from and how it is split."""
+    return config_options(TrainConfig, after="name", only=SPLIT_SETTINGS)(function)
 
 
 def _load(
-    name: str,
-    data_dir: Path | None,
-    val_size: float | None,
-    test_size: float | None,
-    seed: int,
-    group_by: str | None,
-    split_file: Path | None,
-    *,
-    lenient: bool = False,
+    name: str, given: Given, seed: int, *, lenient: bool = False
 ) -> tuple[Splits, SourceData]:
-    from cnnkit.cli.train import count_or_fraction
     from cnnkit.data.sources import inspection_source, make_splits, read_source
 
+    config = TrainConfig(data=name, seed=seed, **given.values)
     source = inspection_source(name) if lenient else name
-    data = read_source(source, data_dir)
+    data = read_source(source, config.data_dir)
     splits = make_splits(
         source,
         data,
-        val_size=count_or_fraction(val_size),
-        test_size=count_or_fraction(test_size),
-        seed=seed,
-        group_by=group_by,
-        split_file=split_file,
+        val_size=config.val_size,
+        test_size=config.test_size,
+        seed=config.seed,
+        group_by=config.group_by,
+        split_file=config.split_file,
     )
     return splits, data
 
@@ -141,21 +128,19 @@ def download_command(
 
 
 @app.command("info")
+@source_options
 def info_command(
     name: str = SOURCE,
-    data_dir: Path | None = DATA_DIR,
-    val_size: float | None = VAL_SIZE,
-    test_size: float | None = TEST_SIZE,
     seed: int = SEED,
-    group_by: str | None = GROUP_BY,
-    split_file: Path | None = SPLIT_FILE,
+    *,
+    given: Given,
 ) -> None:
     """Inventory: counts per split and class, shape, channels, pixel statistics."""
     from rich.table import Table
 
     from cnnkit.data.preprocess import Preprocessing
 
-    splits, data = _load(name, data_dir, val_size, test_size, seed, group_by, split_file)
+    splits, data = _load(name, given, seed)
     parts = splits.items()
     first = parts[0][1]
     c, h, w = first.image_shape
@@ -202,14 +187,10 @@ def info_command(
 
 
 @app.command("check")
+@source_options
 def check_command(
     name: str = SOURCE,
-    data_dir: Path | None = DATA_DIR,
-    val_size: float | None = VAL_SIZE,
-    test_size: float | None = TEST_SIZE,
     seed: int = SEED,
-    group_by: str | None = GROUP_BY,
-    split_file: Path | None = SPLIT_FILE,
     near_rms: float = typer.Option(
         4.0,
         "--near-rms",
@@ -220,6 +201,8 @@ def check_command(
     strict: bool = typer.Option(
         False, "--strict", help="Exit with code 1 on warnings too (errors always do)."
     ),
+    *,
+    given: Given,
 ) -> None:
     """Health report: balance, unreadable/hidden/mismatched files, sizes, duplicates, leaks.
 
@@ -233,9 +216,7 @@ def check_command(
 
     # the report lists skipped files itself: no need for the loader's warning too
     logging.getLogger("cnnkit.data.folder").setLevel(logging.ERROR)
-    splits, data = _load(
-        name, data_dir, val_size, test_size, seed, group_by, split_file, lenient=True
-    )
+    splits, data = _load(name, given, seed, lenient=True)
     report = check_health(splits, source=name, folder=data.report, near_rms=near_rms)
     _print_health(report)
     if json_path is not None:
@@ -297,14 +278,10 @@ def _print_health(report: Any) -> None:
 
 
 @app.command("show")
+@source_options
 def show_command(
     name: str = SOURCE,
-    data_dir: Path | None = DATA_DIR,
-    val_size: float | None = VAL_SIZE,
-    test_size: float | None = TEST_SIZE,
     seed: int = SEED,
-    group_by: str | None = GROUP_BY,
-    split_file: Path | None = SPLIT_FILE,
     split: str = typer.Option("train", "--split", help="train, val or test."),
     count: int = typer.Option(16, "--count", "-n", min=1, help="How many images."),
     start: int = typer.Option(0, "--start", min=0, help="First image (without --random)."),
@@ -316,6 +293,8 @@ def show_command(
         None, "--out", "-o", help="PNG file to write (default: <source>-<split>-....png)."
     ),
     show: bool = typer.Option(False, "--show", help="Also open a window when there is a display."),
+    *,
+    given: Given,
 ) -> None:
     """Draw a grid of images with label index, class name (and one-hot vector) as a PNG."""
     from cnnkit.data.pictures import (
@@ -326,7 +305,7 @@ def show_command(
         show_figure,
     )
 
-    splits, _ = _load(name, data_dir, val_size, test_size, seed, group_by, split_file)
+    splits, _ = _load(name, given, seed)
     dataset = _part(splits, split)
     if per_class:
         figure = plot_class_examples(
@@ -351,14 +330,10 @@ def show_command(
 
 
 @app.command("export")
+@source_options
 def export_command(
     name: str = SOURCE,
-    data_dir: Path | None = DATA_DIR,
-    val_size: float | None = VAL_SIZE,
-    test_size: float | None = TEST_SIZE,
     seed: int = SEED,
-    group_by: str | None = GROUP_BY,
-    split_file: Path | None = SPLIT_FILE,
     split: str = typer.Option("test", "--split", help="train, val or test."),
     start: int = typer.Option(0, "--start", min=0, help="First sample to export."),
     count: int | None = typer.Option(None, "--count", "-n", min=1, help="How many (default all)."),
@@ -368,12 +343,14 @@ def export_command(
     output: Path | None = typer.Option(
         None, "--out", "-o", help="New folder to write into (default: <source>-<split>-png)."
     ),
+    *,
+    given: Given,
 ) -> None:
     """Write images as PNG files into one sub-folder per class (grey stays grey)."""
     from cnnkit.data.png_folder import export_pngs
     from cnnkit.errors import ConfigError
 
-    splits, _ = _load(name, data_dir, val_size, test_size, seed, group_by, split_file)
+    splits, _ = _load(name, given, seed)
     dataset = _part(splits, split)
     if start >= len(dataset):
         raise ConfigError(f"--start {start} is beyond the {len(dataset)} samples of {split}")

@@ -9,32 +9,23 @@ from typing import Any
 import typer
 
 from cnnkit.cli.console import out
+from cnnkit.cli.params import DataDir, Device, EvalData, EvalSplit, RunDir
 
 MATRIX_PRINT_MAX = 20  # confusion matrices up to this many classes are printed in full
 
 
 def evaluate_command(
-    run: Path = typer.Argument(..., help="A run directory written by `cnnkit train`."),
-    split: str | None = typer.Option(
-        None, "--split", help="test, val or train (default: test, or val without a test split)."
-    ),
-    data: str | None = typer.Option(
-        None,
-        "--data",
-        "-d",
-        help="Evaluate on this data source instead of the run's own (same classes and "
-        "image shape).",
-    ),
-    data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Read the data source's files from this folder."
-    ),
+    run: RunDir,
+    split: EvalSplit = None,
+    data: EvalData = None,
+    data_dir: DataDir = None,
     top_k: int = typer.Option(5, "--top-k", min=1, help="The k of the top-k accuracy."),
     out_dir: Path | None = typer.Option(
         None,
         "--out",
         help="Write metrics.json and predictions.csv here instead of the run directory.",
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    device: Device = "auto",
 ) -> None:
     """Rebuild a run's model from its directory and print the textbook's metrics.
 
@@ -48,7 +39,7 @@ def evaluate_command(
         run,
         split=split,
         data=data,
-        data_dir=str(data_dir) if data_dir else None,
+        data_dir=data_dir,
         device=device,
         top_k=top_k,
     )

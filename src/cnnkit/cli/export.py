@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 
 from cnnkit.cli.console import out
+from cnnkit.cli.params import DataDir, RunDir
 
 
 def export_command(
-    run: Path = typer.Argument(..., help="A run directory written by `cnnkit train`."),
+    run: RunDir,
     formats: list[str] = typer.Option(
         ["onnx", "pt2"],
         "--format",
@@ -30,9 +31,7 @@ def export_command(
     tolerance: float = typer.Option(
         1e-3, "--tolerance", help="Largest absolute logit difference accepted."
     ),
-    data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Read the run's data from this folder."
-    ),
+    data_dir: DataDir = None,
     int8: bool = typer.Option(
         False, "--int8", help="Also write model.int8.onnx, quantised and accuracy-checked."
     ),
@@ -60,7 +59,7 @@ def export_command(
         opset=opset,
         split=split,
         samples=samples,
-        data_dir=str(data_dir) if data_dir else None,
+        data_dir=data_dir,
         tolerance=tolerance,
         int8=int8,
         calibration=calibration,

@@ -8,10 +8,11 @@ from pathlib import Path
 import typer
 
 from cnnkit.cli.console import out
+from cnnkit.cli.params import Device, RunDir
 
 
 def featuremaps_command(
-    run: Path = typer.Argument(..., help="A run directory written by `cnnkit train`."),
+    run: RunDir,
     image: Path = typer.Argument(..., help="An image file (PNG, JPEG, ...)."),
     layer: str | None = typer.Option(
         None, "--layer", help="Layer name, e.g. features.1 (default: the last convolution)."
@@ -23,7 +24,7 @@ def featuremaps_command(
         "-o",
         help="PNG to write (default: <run>/plots/featuremaps-<image>-<layer>.png).",
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    device: Device = "auto",
 ) -> None:
     """Draw the feature maps of one convolution layer for one image.
 

@@ -11,39 +11,8 @@ from typing import Any
 
 import typer
 
+from cnnkit.cli import params
 from cnnkit.cli.console import out
-
-# Options shared by `features`, `transfer` and `finetune`: which data, and how much of it.
-DATA_OPTION = typer.Option(
-    "fashion-mnist", "--data", "-d", help="Data source (see `cnnkit datasets`)."
-)
-DATA_DIR_OPTION = typer.Option(
-    None, "--data-dir", help="Read the data source's files from this folder only."
-)
-TRAIN_PER_CLASS_OPTION = typer.Option(
-    None, "--train-per-class", min=1, help="Use this many training images per class."
-)
-TEST_SIZE_OPTION = typer.Option(
-    None, "--test-size", min=1, help="Use a stratified sample of this many test images."
-)
-INPUT_SIZE_OPTION = typer.Option(
-    None,
-    "--input-size",
-    min=8,
-    help="Resize to this square side instead of the backbone's own (e.g. 112: 4x faster).",
-)
-SEED_OPTION = typer.Option(0, "--seed", help="Seeds the sample (and the heads / training).")
-DEVICE_OPTION = typer.Option("auto", "--device", help="auto, cpu or cuda[:N].")
-CACHE_OPTION = typer.Option(
-    None, "--cache-dir", help="Feature cache folder (default: ~/.cache/cnnkit/features)."
-)
-RAY_OPTION = typer.Option(
-    None,
-    "--ray",
-    metavar="ADDRESS",
-    help="Compute features on Ray over a folder's files: local (start Ray here), auto or "
-    "ray://HOST:PORT. Needs cnnkit[ray].",
-)
 
 
 @contextmanager
@@ -118,15 +87,15 @@ def features_command(
         "-b",
         help="efficientnet_lite0, run:PATH, torchvision:NAME or timm:NAME.",
     ),
-    data: str = DATA_OPTION,
-    data_dir: Path | None = DATA_DIR_OPTION,
-    train_per_class: int | None = TRAIN_PER_CLASS_OPTION,
-    test_size: int | None = TEST_SIZE_OPTION,
-    input_size: int | None = INPUT_SIZE_OPTION,
-    seed: int = SEED_OPTION,
-    device: str = DEVICE_OPTION,
-    cache_dir: Path | None = CACHE_OPTION,
-    ray: str | None = RAY_OPTION,
+    data: params.SampleData = "fashion-mnist",
+    data_dir: params.DataDir = None,
+    train_per_class: params.TrainPerClass = None,
+    test_size: params.SampleTestSize = None,
+    input_size: params.InputSize = None,
+    seed: params.SampleSeed = 0,
+    device: params.Device = "auto",
+    cache_dir: params.FeatureCache = None,
+    ray: params.RayAddress = None,
 ) -> None:
     """Compute a backbone's features of a data source's train and test images, once.
 

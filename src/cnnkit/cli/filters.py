@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 
 from cnnkit.cli.console import out
+from cnnkit.cli.params import RunDir
 
 
 def filters_command(
-    run: Path = typer.Argument(..., help="A run directory written by `cnnkit train`."),
+    run: RunDir,
     layer: str | None = typer.Option(
         None, "--layer", help="Convolution layer name (default: the first one)."
     ),

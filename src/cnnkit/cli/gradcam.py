@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from cnnkit.cli.console import out
+from cnnkit.cli.params import Device, RunDir
 
 
 def class_index(value: str, classes: Sequence[str]) -> int:
@@ -23,7 +24,7 @@ def class_index(value: str, classes: Sequence[str]) -> int:
 
 
 def gradcam_command(
-    run: Path = typer.Argument(..., help="A run directory written by `cnnkit train`."),
+    run: RunDir,
     images: list[Path] = typer.Argument(..., help="One or more image files (PNG, JPEG, ...)."),
     layer: str | None = typer.Option(
         None, "--layer", help="Layer name, e.g. features.5 (default: the last convolution)."
@@ -34,7 +35,7 @@ def gradcam_command(
     out_file: Path | None = typer.Option(
         None, "--out", "-o", help="PNG to write (default: <run>/plots/gradcam-<first image>.png)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    device: Device = "auto",
 ) -> None:
     """Draw Grad-CAM heat-maps: where the chosen layer saw evidence for the class."""
     import torch

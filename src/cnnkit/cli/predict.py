@@ -9,20 +9,14 @@ from pathlib import Path
 import typer
 
 from cnnkit.cli.console import err, out
+from cnnkit.cli.params import Device, Engine, RunDir
 
 SKIPPED_SHOWN = 5  # skipped files named in the warning line
 TABLE_MAX = 50  # without --out, more predictions than this print as a summary
-ENGINE_OPTION = typer.Option(
-    "auto",
-    "--engine",
-    metavar="NAME",
-    help="auto, torch, onnx or onnx-int8 (the files `cnnkit export` wrote); auto takes "
-    "onnx on a CPU when the run has a current export.",
-)
 
 
 def predict_command(
-    run: Path = typer.Argument(..., help="A run directory written by `cnnkit train`."),
+    run: RunDir,
     images: list[Path] = typer.Argument(
         ..., help="Image files (PNG, JPEG, ...) and/or folders of them (read recursively)."
     ),
@@ -33,8 +27,8 @@ def predict_command(
     out_file: Path | None = typer.Option(
         None, "--out", "-o", help="Also write the predictions to this .csv or .json file."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    engine: str = ENGINE_OPTION,
+    device: Device = "auto",
+    engine: Engine = "auto",
 ) -> None:
     """Predict the classes of images with a trained run.
 

@@ -7,23 +7,18 @@ from pathlib import Path
 import typer
 
 from cnnkit.cli.console import out
+from cnnkit.cli.params import DataDir, Device, EvalData, EvalSplit, RunDir
 
 
 def report_command(
-    run: Path = typer.Argument(..., help="A run directory written by `cnnkit train`."),
-    split: str | None = typer.Option(
-        None, "--split", help="test, val or train (default: test, or val without a test split)."
-    ),
-    data: str | None = typer.Option(
-        None, "--data", "-d", help="Evaluate on this data source instead of the run's own."
-    ),
-    data_dir: Path | None = typer.Option(
-        None, "--data-dir", help="Read the data source's files from this folder."
-    ),
+    run: RunDir,
+    split: EvalSplit = None,
+    data: EvalData = None,
+    data_dir: DataDir = None,
     out_file: Path | None = typer.Option(
         None, "--out", "-o", help="HTML file to write (default: <run>/report.html)."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    device: Device = "auto",
 ) -> None:
     """Evaluate a run and write one self-contained HTML report.
 
@@ -37,7 +32,7 @@ def report_command(
         run,
         split=split,
         data=data,
-        data_dir=str(data_dir) if data_dir else None,
+        data_dir=data_dir,
         device=device,
         out=out_file,
     )

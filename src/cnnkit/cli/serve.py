@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 from cnnkit.cli.console import out
-from cnnkit.cli.predict import ENGINE_OPTION
+from cnnkit.cli.params import Device, Engine, RunDir
 
 
 def serve_command(
-    run: Path = typer.Argument(..., help="A run directory written by `cnnkit train`."),
+    run: RunDir,
     host: str = typer.Option(
         "127.0.0.1",
         "--host",
@@ -33,8 +31,8 @@ def serve_command(
         2, "--max-concurrent", min=1, help="Predictions in flight at once; more get 503."
     ),
     top_k: int = typer.Option(5, "--top-k", "-k", min=1, help="Classes shown."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    engine: str = ENGINE_OPTION,
+    device: Device = "auto",
+    engine: Engine = "auto",
 ) -> None:
     """Serve a page that predicts drawn or uploaded images with a run, with Grad-CAM.
 

@@ -14,21 +14,10 @@ from typing import Any
 
 import typer
 
+from cnnkit.cli import params
 from cnnkit.cli.console import out
-from cnnkit.cli.features import (
-    CACHE_OPTION,
-    DATA_DIR_OPTION,
-    DATA_OPTION,
-    DEVICE_OPTION,
-    INPUT_SIZE_OPTION,
-    RAY_OPTION,
-    SEED_OPTION,
-    TEST_SIZE_OPTION,
-    TRAIN_PER_CLASS_OPTION,
-    embed_splits,
-    on_ray,
-)
-from cnnkit.cli.train import print_run_end
+from cnnkit.cli.features import embed_splits, on_ray
+from cnnkit.cli.train import print_run_end, stopped
 
 
 def _print_table(rows: list[Any], title: str) -> None:
@@ -72,11 +61,11 @@ def transfer_command(
     head: str = typer.Option(
         "logreg", "--head", help="Comma-separated heads: logreg, svm, rf, mlp."
     ),
-    data: str = DATA_OPTION,
-    data_dir: Path | None = DATA_DIR_OPTION,
-    train_per_class: int | None = TRAIN_PER_CLASS_OPTION,
-    test_size: int | None = TEST_SIZE_OPTION,
-    input_size: int | None = INPUT_SIZE_OPTION,
+    data: params.SampleData = "fashion-mnist",
+    data_dir: params.DataDir = None,
+    train_per_class: params.TrainPerClass = None,
+    test_size: params.SampleTestSize = None,
+    input_size: params.InputSize = None,
     baseline: str | None = typer.Option(
         None, "--baseline", help="Also train this registered model from scratch (e.g. lenet)."
     ),
@@ -87,10 +76,10 @@ def transfer_command(
         None, "--runs", help="Comma-separated run folders (e.g. fine-tuned) to measure too."
     ),
     save: Path | None = typer.Option(None, "--save", help="Also write the table as JSON here."),
-    seed: int = SEED_OPTION,
-    device: str = DEVICE_OPTION,
-    cache_dir: Path | None = CACHE_OPTION,
-    ray: str | None = RAY_OPTION,
+    seed: params.SampleSeed = 0,
+    device: params.Device = "auto",
+    cache_dir: params.FeatureCache = None,
+    ray: params.RayAddress = None,
 ) -> None:
     """Fit classic heads on pretrained features and compare backbones in one table."""
     from cnnkit.atomic import write_json
@@ -152,17 +141,17 @@ def finetune_command(
     backbone: str = typer.Option(
         "efficientnet_lite0", "--backbone", "-b", help="efficientnet_lite0 or run:PATH."
     ),
-    data: str = DATA_OPTION,
-    data_dir: Path | None = DATA_DIR_OPTION,
-    train_per_class: int | None = TRAIN_PER_CLASS_OPTION,
+    data: params.SampleData = "fashion-mnist",
+    data_dir: params.DataDir = None,
+    train_per_class: params.TrainPerClass = None,
     val_size: int | None = typer.Option(
         None,
         "--val-size",
         min=0,
         help="Validate on a stratified sample of this many validation images (0: none).",
     ),
-    test_size: int | None = TEST_SIZE_OPTION,
-    input_size: int | None = INPUT_SIZE_OPTION,
+    test_size: params.SampleTestSize = None,
+    input_size: params.InputSize = None,
     freeze: str = typer.Option(
         "all", "--freeze", help="Freeze the backbone: all, none, or until:LAYER (e.g. blocks.8)."
     ),
@@ -182,8 +171,8 @@ def finetune_command(
     backbone_lr_mult: float = typer.Option(
         0.1, "--backbone-lr-mult", help="Backbone learning rate = lr x this (discriminative)."
     ),
-    seed: int = SEED_OPTION,
-    device: str = DEVICE_OPTION,
+    seed: params.SampleSeed = 0,
+    device: params.Device = "auto",
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
     name: str | None = typer.Option(None, "--name", help="Run folder name (default: generated)."),
     report: bool = typer.Option(
@@ -191,6 +180,7 @@ def finetune_command(
     ),
 ) -> None:
     """Fine-tune a pretrained backbone with a new head; save it as a run folder."""
+    from cnnkit.errors import TrainingInterrupted
     from cnnkit.train.auto import finetune_setup
     from cnnkit.train.callbacks import ProgressBar
     from cnnkit.transfer.finetune import FinetuneConfig, finetune
@@ -198,7 +188,7 @@ def finetune_command(
     config = FinetuneConfig(
         backbone=backbone,
         data=data,
-        data_dir=str(data_dir) if data_dir is not None else None,
+        data_dir=data_dir,
         train_per_class=train_per_class,
         val_size=val_size,
         test_size=test_size,
@@ -227,7 +217,10 @@ def finetune_command(
         + f", {epochs} epochs, batch {batch_size}, {optimizer} lr {lr:g} "
         f"(backbone x{backbone_lr_mult:g})"
     )
-    result = finetune(config, callbacks=[ProgressBar(out)])
+    try:
+        result = finetune(config, callbacks=[ProgressBar(out)])
+    except TrainingInterrupted as exc:
+        stopped(exc, resumable=False)
     for split, metrics in result.metrics.items():
         out.print(
             f"{split} accuracy [bold green]{metrics['accuracy'] * 100:.2f}%[/]  balanced "

@@ -16,7 +16,7 @@ from cnnkit.card import RunCard
 from cnnkit.data.dataset import Dataset
 from cnnkit.devices import resolve_device
 from cnnkit.errors import DataError, RunError
-from cnnkit.evaluate.metrics import TOP_K, Predictions, compute_metrics, write_predictions_csv
+from cnnkit.evaluate.metrics import TOP_K, Predictions, measure, write_predictions_csv
 from cnnkit.run import Run
 from cnnkit.run_files import METRICS, predictions_name
 
@@ -32,8 +32,7 @@ class Evaluation:
         split: ``test``, ``val`` or ``train``.
         dataset: the images and labels evaluated (in prediction order).
         predictions: logits, labels and sample ids.
-        metrics: :func:`~cnnkit.evaluate.metrics.compute_metrics`'s dict plus ``split`` and
-            ``data`` (where the images came from).
+        metrics: the split's metrics (:func:`~cnnkit.evaluate.metrics.measure`).
         model: the run's model, rebuilt from its directory (eval mode).
         device: where the model lives.
     """
@@ -84,12 +83,14 @@ def evaluate_split(
     dataset = _load(run, card, split, data, data_dir)
     torch_device = resolve_device(device)
     model = run.load_model(torch_device)
-    predictions = Predictions.from_model(
-        model, dataset, preprocessing=card.preprocessing, device=torch_device
+    predictions, metrics = measure(
+        model,
+        dataset,
+        split=split,
+        preprocessing=card.preprocessing,
+        device=torch_device,
+        top_k=top_k,
     )
-    metrics = compute_metrics(predictions, top_k=top_k)
-    metrics["split"] = split
-    metrics["data"] = dataset.source
     log.info("evaluated %s on %d %s samples", run.path, len(dataset), split)
     return Evaluation(run, split, dataset, predictions, metrics, model, torch_device)
 

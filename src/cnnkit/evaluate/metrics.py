@@ -165,6 +165,32 @@ def compute_metrics(
     return metrics
 
 
+def measure(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    split: str,
+    preprocessing: Preprocessing,
+    device: torch.device | str = "cpu",
+    batch_size: int = EVAL_BATCH,
+    top_k: int = TOP_K,
+) -> tuple[Predictions, dict[str, Any]]:
+    """``model`` measured on one split: its predictions, and the split's entry of
+    ``metrics.json`` — :func:`compute_metrics`'s dict plus ``split`` and ``data`` (where the
+    images came from).
+
+    The end of a training or fine-tuning job and ``cnnkit evaluate`` all measure through
+    here, so ``metrics.json`` has one shape whoever wrote it.
+    """
+    predictions = Predictions.from_model(
+        model, dataset, preprocessing=preprocessing, device=device, batch_size=batch_size
+    )
+    metrics = compute_metrics(predictions, top_k=top_k)
+    metrics["split"] = split
+    metrics["data"] = dataset.source
+    return predictions, metrics
+
+
 def normalize_rows(matrix: np.ndarray) -> np.ndarray:
     """Each row divided by its sum (rows that sum to 0 stay 0), as float64."""
     matrix = np.asarray(matrix, dtype=np.float64)

@@ -26,7 +26,7 @@ from cnnkit.data.sources import source_spec
 from cnnkit.errors import DataError
 
 if TYPE_CHECKING:
-    from cnnkit.train.job import TrainConfig
+    from cnnkit.train.config import TrainConfig
     from cnnkit.transfer.finetune import FinetuneConfig
 
 AUTO = "auto"  # the recipe name: cnnkit train --recipe auto
@@ -349,7 +349,7 @@ def auto_config(given: dict[str, Any]) -> tuple[TrainConfig, AutoSetup, list[str
         The config to train with (recipe ``auto``, the setup recorded in ``auto``), the
         setup, and the options of ``given`` that overrode a choice.
     """
-    from cnnkit.train.job import TrainConfig
+    from cnnkit.train.config import TrainConfig
 
     source = given.get("data", "mnist")
     facts = read_facts(

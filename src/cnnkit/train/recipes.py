@@ -20,7 +20,7 @@ from cnnkit.errors import CnnkitError, ConfigError, did_you_mean
 
 @dataclass(frozen=True)
 class Recipe:
-    """A named set of :class:`~cnnkit.train.job.TrainConfig` values.
+    """A named set of :class:`~cnnkit.train.config.TrainConfig` values.
 
     Attributes:
         name: what ``--recipe`` takes.

@@ -19,10 +19,11 @@ import torch
 from cnnkit.data.dataset import Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError
+from cnnkit.evaluate.metrics import measure
 from cnnkit.models.registry import build_model
 from cnnkit.train.loop import fit
 from cnnkit.transfer.features import CachedFeatures
-from cnnkit.transfer.finetune import classification_metrics
+from cnnkit.transfer.finetune import BACKBONE_EVAL_BATCH
 from cnnkit.transfer.heads import fit_head, score_head
 
 log = logging.getLogger(__name__)
@@ -131,8 +132,13 @@ def scratch_baseline(
         seed=seed,
     )
     seconds = time.perf_counter() - started
-    scores = classification_metrics(
-        network, splits.test, preprocessing=preprocessing, device=device
+    _, scores = measure(
+        network,
+        splits.test,
+        split="test",
+        preprocessing=preprocessing,
+        device=device,
+        batch_size=BACKBONE_EVAL_BATCH,
     )
     return Row(
         method=f"from scratch, {epochs} epochs",
@@ -171,8 +177,13 @@ def run_row(run_path: str, splits: Splits, *, device: torch.device | str = "cpu"
             f"has {splits.test.image_shape}"
         )
     network = run.load_model(device)
-    scores = classification_metrics(
-        network, splits.test, preprocessing=preprocessing, device=device
+    _, scores = measure(
+        network,
+        splits.test,
+        split="test",
+        preprocessing=preprocessing,
+        device=device,
+        batch_size=BACKBONE_EVAL_BATCH,
     )
     transfer = card.transfer
     return Row(

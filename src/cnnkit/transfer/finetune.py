@@ -25,16 +25,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from cnnkit.card import (
-    Environment,
-    ModelRecord,
-    RunCard,
-    SplitSettings,
-    TransferRecord,
-    timestamp,
-)
-from cnnkit.data.dataset import Dataset
-from cnnkit.data.preprocess import Preprocessing
+from cnnkit.card import SplitSettings, TransferRecord
 from cnnkit.data.sources import fit_rule, get_source, load_dataset
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, did_you_mean
@@ -42,16 +33,18 @@ from cnnkit.layers.classifier import Classifier
 from cnnkit.models.adapter import AdaptedClassifier
 from cnnkit.models.probes import layer_path
 from cnnkit.run import Run
-from cnnkit.train.callbacks import Callback, HistoryWriter, Logs
-from cnnkit.train.job import create_run
-from cnnkit.train.loop import fit
+from cnnkit.train.callbacks import Callback, Logs
 from cnnkit.train.optim import make_optimizer
+from cnnkit.train.runner import Job, create_run
 from cnnkit.transfer.backbones import Backbone, check_backbone_inputs, load_backbone
 from cnnkit.transfer.sample import Sample
 
 log = logging.getLogger(__name__)
 
 FREEZE_CHOICES = "all, none or until:LAYER"
+# evaluated images per batch: a backbone at 224x224 holds far more activations per image than
+# the small models evaluation's default batch was chosen for
+BACKBONE_EVAL_BATCH = 128
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
@@ -212,31 +205,6 @@ def param_groups(
     ]
 
 
-# -- metrics ----------------------------------------------------------------------------------
-
-
-def classification_metrics(
-    model: nn.Module,
-    dataset: Dataset,
-    *,
-    preprocessing: Preprocessing,
-    device: torch.device | str = "cpu",
-    batch_size: int = 128,
-) -> dict[str, Any]:
-    """:func:`~cnnkit.evaluate.metrics.compute_metrics` of ``model`` on ``dataset``: loss,
-    accuracy, balanced accuracy, BER, classification report, confusion matrix...
-
-    ``batch_size`` is kept small: a backbone at 224x224 holds far more activations per image
-    than the small models evaluation's default batch was chosen for.
-    """
-    from cnnkit.evaluate.metrics import Predictions, compute_metrics
-
-    predictions = Predictions.from_model(
-        model, dataset, preprocessing=preprocessing, device=device, batch_size=batch_size
-    )
-    return compute_metrics(predictions)
-
-
 # -- the job -----------------------------------------------------------------------------------
 
 
@@ -340,65 +308,50 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
     run = create_run(
         config.runs_dir, config.name, model=f"finetune-{config.backbone}", data=config.data
     )
+    job = Job(run, started, device, model, splits, preprocessing, resume=None)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    run.write_card(
-        RunCard(
-            name=run.path.name,
-            created=timestamp(started),
-            # val_size/test_size on the card mean what they mean for `cnnkit train` (hold-outs
-            # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
-            config={**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
-            model=ModelRecord.of_model(record, model),
-            # the full split goes in the split file (as `cnnkit train` writes it); the sample
-            # drawn from each part is re-drawn by Run.load_data from data.subsets
-            data=run.record_data(
-                config.data,
-                config.data_dir,
-                full,
-                SplitSettings(seed=config.seed, val_size=sample.holdout),
-                sample=(sample, splits),
-            ),
-            preprocessing=preprocessing,
-            environment=Environment.describe(device),
-            transfer=TransferRecord(
-                backbone=backbone.name,
-                backbone_digest=backbone.digest(),
-                backbone_input={
-                    "shape": list(model.adapter.input_shape),
-                    "mean": list(backbone.mean),
-                    "std": list(backbone.std),
-                    "color_order": backbone.color_order,
-                },
-                freeze=str(spec),
-                frozen_parameter_tensors=len(frozen.parameters),
-                frozen_batchnorm_layers=len(frozen.norms),
-                trainable_parameters_at_start=trainable,
-                unfreeze_after=config.unfreeze_after,
-                lr={"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
-            ),
-        )
+    job.start(
+        # val_size/test_size on the card mean what they mean for `cnnkit train` (hold-outs
+        # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
+        {**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
+        record,
+        # the full split goes in the split file (as `cnnkit train` writes it); the sample
+        # drawn from each part is re-drawn by Run.load_data from data.subsets
+        data=lambda: run.record_data(
+            config.data,
+            config.data_dir,
+            full,
+            SplitSettings(seed=config.seed, val_size=sample.holdout),
+            sample=(sample, splits),
+        ),
+        transfer=TransferRecord(
+            backbone=backbone.name,
+            backbone_digest=backbone.digest(),
+            backbone_input={
+                "shape": list(model.adapter.input_shape),
+                "mean": list(backbone.mean),
+                "std": list(backbone.std),
+                "color_order": backbone.color_order,
+            },
+            freeze=str(spec),
+            frozen_parameter_tensors=len(frozen.parameters),
+            frozen_batchnorm_layers=len(frozen.norms),
+            trainable_parameters_at_start=trainable,
+            unfreeze_after=config.unfreeze_after,
+            lr={"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
+        ),
     )
-    hooks: list[Callback] = [HistoryWriter(run.path)]
+    hooks: list[Callback] = []
     if config.unfreeze_after is not None:
         hooks.append(UnfreezeAfter(model, frozen, config.unfreeze_after))
-    history = fit(
-        model,
-        train=splits.train,
-        val=splits.val,
-        preprocessing=preprocessing,
-        optimizer=optimizer,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        callbacks=[*hooks, *callbacks],
-        device=device,
-        seed=config.seed,
-    )
-    unfreeze(model, frozen)  # hooks off: the saved model behaves like any other
-    run.save_weights(model)
-    metrics = {
-        name: classification_metrics(model, ds, preprocessing=preprocessing, device=device)
-        for name, ds in splits.items()
-        if name != "train"
-    }
-    run.finish(metrics, history=history, started=started)
+    with job.recording(batch_size=config.batch_size):
+        history = job.train(
+            callbacks=[*hooks, *callbacks],
+            optimizer=optimizer,
+            epochs=config.epochs,
+            batch_size=config.batch_size,
+            seed=config.seed,
+        )
+        unfreeze(model, frozen)  # hooks off: the saved model behaves like any other
+        metrics = job.finish(batch_size=BACKBONE_EVAL_BATCH)
     return FinetuneResult(run=run, history=history, metrics=metrics)
