@@ -185,7 +185,7 @@ def run_method(method: str, source: str, seed: int, runs: str) -> tuple[float, f
         setup = f"efficientnet_lite0 head, {defaults.input_size}px, {defaults.epochs} ep"
         run, accuracy = result.run, result.metrics["test"]["accuracy"]
     else:
-        from cnnkit.train.auto import auto_config
+        from cnnkit.train.config import auto_config
         from cnnkit.train.job import TrainConfig, run_training
 
         given = {"data": source, "seed": seed, "device": "cpu", "runs_dir": runs}

@@ -60,7 +60,7 @@ if TYPE_CHECKING:
     from cnnkit.train.callbacks import ProgressBar as ProgressBar
     from cnnkit.train.callbacks import ReduceLROnPlateau as ReduceLROnPlateau
     from cnnkit.train.callbacks import TrainState as TrainState
-    from cnnkit.train.job import TrainConfig as TrainConfig
+    from cnnkit.train.config import TrainConfig as TrainConfig
     from cnnkit.train.job import run_training as run_training
     from cnnkit.train.loop import History as History
     from cnnkit.train.loop import fit as fit
@@ -111,7 +111,7 @@ _PUBLIC = {
     "ProgressBar": "cnnkit.train.callbacks",
     "ReduceLROnPlateau": "cnnkit.train.callbacks",
     "TrainState": "cnnkit.train.callbacks",
-    "TrainConfig": "cnnkit.train.job",
+    "TrainConfig": "cnnkit.train.config",
     "run_training": "cnnkit.train.job",
     "History": "cnnkit.train.loop",
     "fit": "cnnkit.train.loop",

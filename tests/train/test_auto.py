@@ -18,12 +18,12 @@ from cnnkit.train.auto import (
     MIN_EPOCHS,
     MIN_STEPS,
     DataFacts,
-    auto_config,
     choose_finetune,
     choose_setup,
     read_facts,
     wants_auto,
 )
+from cnnkit.train.config import auto_config
 from cnnkit.train.losses import class_weights, make_loss
 from tests.cli.test_cli import cnnkit
 

@@ -40,8 +40,9 @@ def train_command(
 ) -> None:
     """Train a model (default: the textbook LeNet on MNIST) and save the run."""
     from cnnkit.errors import ConfigError, TrainingInterrupted
-    from cnnkit.train.auto import auto_config, wants_auto
+    from cnnkit.train.auto import wants_auto
     from cnnkit.train.callbacks import ProgressBar
+    from cnnkit.train.config import auto_config
     from cnnkit.train.job import resume_training, run_training
 
     settings = given.values

@@ -10,7 +10,7 @@ its reason; any option the user gives wins over the choice.
 
 :func:`choose_setup` and :func:`choose_finetune` are pure: data facts (:class:`DataFacts`) in,
 settings and reasons out, so they are tested without training. :func:`read_facts` reads the
-facts from a data source; :func:`auto_config` is what ``cnnkit train`` calls.
+facts from a data source; :func:`cnnkit.train.config.auto_config` is what ``cnnkit train`` calls.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from cnnkit.data.sources import source_spec
 from cnnkit.errors import DataError
 
 if TYPE_CHECKING:
-    from cnnkit.train.config import TrainConfig
     from cnnkit.transfer.finetune import FinetuneConfig
 
 AUTO = "auto"  # the recipe name: cnnkit train --recipe auto
@@ -340,33 +339,6 @@ def wants_auto(recipe: str | None, given: dict[str, Any]) -> bool:
     if not data or "model" in given:
         return False
     return source_spec(str(data)).startswith(FOLDER_PREFIX)  # folder:PATH or a folder's path
-
-
-def auto_config(given: dict[str, Any]) -> tuple[TrainConfig, AutoSetup, list[str]]:
-    """The auto setup for the data ``given`` names, with ``given``'s values on top.
-
-    Returns:
-        The config to train with (recipe ``auto``, the setup recorded in ``auto``), the
-        setup, and the options of ``given`` that overrode a choice.
-    """
-    from cnnkit.train.config import TrainConfig
-
-    source = given.get("data", "mnist")
-    facts = read_facts(
-        source,
-        data_dir=given.get("data_dir"),
-        val_size=given.get("val_size"),
-        test_size=given.get("test_size"),
-        seed=given.get("seed", 0),
-        group_by=given.get("group_by"),
-        split_file=given.get("split_file"),
-    )
-    setup = choose_setup(facts)
-    overridden = sorted(k for k in given if k in setup.settings and k != "data")
-    values = {**setup.settings, **{k: v for k, v in given.items() if k != "data"}}
-    values["data"] = setup.settings.get("data", source)
-    config = TrainConfig.from_dict({**values, "recipe": AUTO, "auto": setup.to_dict()})
-    return config, setup, overridden
 
 
 def finetune_setup(config: FinetuneConfig, given: set[str]) -> tuple[FinetuneConfig, list[str]]:

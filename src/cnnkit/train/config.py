@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cnnkit.errors import ConfigError, did_you_mean
+from cnnkit.train.auto import AUTO, AutoSetup, choose_setup, read_facts
 
 if TYPE_CHECKING:
     from torch import nn
@@ -378,7 +379,6 @@ class TrainConfig:
         """The recipe's settings, then ``overrides`` on top (see :mod:`cnnkit.train.recipes`);
         ``overrides`` may hold any field, ``name`` (the run's name) included. ``auto`` chooses
         the settings from the data (:mod:`cnnkit.train.auto`)."""
-        from cnnkit.train.auto import AUTO, auto_config
         from cnnkit.train.recipes import recipe_settings
 
         if recipe == AUTO:
@@ -536,3 +536,28 @@ def make_callback(kind: type[Callback], options: dict[str, Any]) -> Any:
         if wrong:
             raise ConfigError(f"{kind.__name__} option {key}={value!r}: needs {need}")
     return kind(**options)
+
+
+def auto_config(given: dict[str, Any]) -> tuple[TrainConfig, AutoSetup, list[str]]:
+    """The auto setup for the data ``given`` names, with ``given``'s values on top.
+
+    Returns:
+        The config to train with (recipe ``auto``, the setup recorded in ``auto``), the
+        setup, and the options of ``given`` that overrode a choice.
+    """
+    source = given.get("data", "mnist")
+    facts = read_facts(
+        source,
+        data_dir=given.get("data_dir"),
+        val_size=given.get("val_size"),
+        test_size=given.get("test_size"),
+        seed=given.get("seed", 0),
+        group_by=given.get("group_by"),
+        split_file=given.get("split_file"),
+    )
+    setup = choose_setup(facts)
+    overridden = sorted(k for k in given if k in setup.settings and k != "data")
+    values = {**setup.settings, **{k: v for k, v in given.items() if k != "data"}}
+    values["data"] = setup.settings.get("data", source)
+    config = TrainConfig.from_dict({**values, "recipe": AUTO, "auto": setup.to_dict()})
+    return config, setup, overridden
