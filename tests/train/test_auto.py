@@ -242,3 +242,13 @@ def test_class_weight_is_checked_before_a_run_folder_is_made(tmp_path) -> None:
     )  # fmt: skip
     assert result.returncode == 1 and "unknown class weight 'even'" in result.stderr
     assert "Traceback" not in result.stderr and not runs.exists()
+
+
+def test_transfer_on_a_folder_gets_an_input_size_for_imagenet_backbones(tmp_path) -> None:
+    from cnnkit.train.auto import transfer_input_size
+
+    folder = write_folder(tmp_path / "pics", {"red": 12, "green": 12}, side=40)
+    size, lines = transfer_input_size(str(folder), ["efficientnet_lite0"])  # a plain path too
+    assert size == 96 and "input     96x96: the images are 40x40" in lines[1]
+    assert transfer_input_size(f"folder:{folder}", ["efficientnet_lite0", "run:x"]) == (None, [])
+    assert transfer_input_size("fashion-mnist", ["efficientnet_lite0"]) == (None, [])

@@ -84,6 +84,7 @@ def transfer_command(
     """Fit classic heads on pretrained features and compare backbones in one table."""
     from cnnkit.atomic import write_json
     from cnnkit.devices import resolve_device
+    from cnnkit.train.auto import transfer_input_size
     from cnnkit.transfer.backbones import load_backbone
     from cnnkit.transfer.compare import compare_heads, run_row, scratch_baseline
     from cnnkit.transfer.heads import parse_heads
@@ -95,6 +96,10 @@ def transfer_command(
 
         require_ray(data)
     specs = [spec.strip() for spec in backbones.split(",") if spec.strip()]
+    if input_size is None:
+        input_size, chosen = transfer_input_size(data, specs, data_dir=data_dir, seed=seed)
+        for line in chosen:
+            out.print(line, highlight=False, markup=False)
     sample = Sample(train_per_class, 0, test_size, seed)
     splits = load_sample(data, sample, data_dir=data_dir)
     out.print(f"[bold]{data}[/] ({sample.describe()}): heads {', '.join(heads)}")

@@ -344,7 +344,7 @@ def wants_auto(recipe: str | None, given: dict[str, Any]) -> bool:
 def finetune_setup(config: FinetuneConfig, given: set[str]) -> tuple[FinetuneConfig, list[str]]:
     """``cnnkit finetune`` on a folder: the input size and epochs ``given`` leaves open,
     chosen by :func:`choose_finetune`, and the lines saying so (none for other sources)."""
-    if not config.data.startswith(FOLDER_PREFIX):
+    if not source_spec(config.data).startswith(FOLDER_PREFIX):
         return config, []
     facts = read_facts(config.data, data_dir=config.data_dir, seed=config.seed)
     defaults = choose_finetune(facts)
@@ -361,3 +361,21 @@ def finetune_setup(config: FinetuneConfig, given: set[str]) -> tuple[FinetuneCon
     if not chosen:
         return config, []
     return replace(config, **chosen), lines
+
+
+def transfer_input_size(
+    source: str, backbones: Sequence[str], *, data_dir: str | None = None, seed: int = 0
+) -> tuple[int | None, list[str]]:
+    """``cnnkit transfer`` on a folder: the input side for ImageNet backbones, chosen as
+    :func:`choose_finetune` chooses it, and the lines saying so; ``(None, [])`` for other
+    sources, or when a backbone is a run (``run:PATH`` keeps its own input)."""
+    if not source_spec(source).startswith(FOLDER_PREFIX) or any(
+        spec != "efficientnet_lite0" for spec in backbones
+    ):
+        return None, []
+    defaults = choose_finetune(read_facts(source, data_dir=data_dir, seed=seed))
+    reason = dict(defaults.reasons)["input"]
+    return defaults.input_size, [
+        "chosen from the data (--input-size wins):",
+        f"  {'input':<10}{reason}",
+    ]
