@@ -73,7 +73,7 @@ def test_fit_options_are_fit_keywords_with_the_config_values() -> None:
 
 
 def test_every_field_reaches_the_run_card(trained) -> None:
-    card = trained.card["config"]
+    card = trained.card.config
     assert set(card) == {item.name for item in dataclasses.fields(TrainConfig)}
     assert TrainConfig.from_dict(card).record_filters == [0, 1]
 

@@ -39,7 +39,6 @@ from cnnkit.cli import (
 )
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError, did_you_mean
-from cnnkit.openmp import prefer_sleeping_threads
 
 app = typer.Typer(
     name="cnnkit",
@@ -172,7 +171,6 @@ def main(argv: list[str] | None = None) -> None:
     missing file) one red line and exit code 1. A bare ``cnnkit`` (or ``cnnkit data``)
     prints its help and exits 0, as ``git`` prints its help when given nothing.
     """
-    prefer_sleeping_threads()  # before any command imports torch
     command = typer.main.get_command(app)
     _set_metavars(command, app)
     args = sys.argv[1:] if argv is None else list(argv)
