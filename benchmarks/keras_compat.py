@@ -373,9 +373,11 @@ def main() -> None:
     print("\n" + table)
     if not args.no_write and not args.quick:
         threads = f" --threads {args.threads}" if args.threads else ""
+        chunks = " --merge FILE (the programs run in turn with --only)" if args.merge else ""
         command = (
             f"./run python benchmarks/keras_compat.py --keras-python ... --repeats {args.repeats}"
             + threads
+            + chunks
         )
         body = (
             f"{machine}; load average at the end: {load_average()}.\n\n"
