@@ -380,7 +380,13 @@ def main() -> None:
             + chunks
         )
         body = (
-            f"{machine}; load average at the end: {load_average()}.\n\n"
+            f"{machine}; load average at the end: {load_average()}"
+            + (
+                " (when the table was written; each chunk ran under the shared CPU lock)"
+                if chunks
+                else ""
+            )
+            + ".\n\n"
             f"`{command}`: each listing run unchanged but for its import, in a fresh "
             "process per run (seconds: the program after the framework's import; whole "
             "process: from starting Python to its exit, imports included; medians over the "
