@@ -373,12 +373,20 @@ def main() -> None:
     print("\n" + table)
     if not args.no_write and not args.quick:
         threads = f" --threads {args.threads}" if args.threads else ""
+        chunks = " --merge FILE (the programs run in turn with --only)" if args.merge else ""
         command = (
             f"./run python benchmarks/keras_compat.py --keras-python ... --repeats {args.repeats}"
             + threads
+            + chunks
         )
         body = (
-            f"{machine}; load average at the end: {load_average()}.\n\n"
+            f"{machine}; load average at the end: {load_average()}"
+            + (
+                " (when the table was written; each chunk ran under the shared CPU lock)"
+                if chunks
+                else ""
+            )
+            + ".\n\n"
             f"`{command}`: each listing run unchanged but for its import, in a fresh "
             "process per run (seconds: the program after the framework's import; whole "
             "process: from starting Python to its exit, imports included; medians over the "
