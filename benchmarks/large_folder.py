@@ -484,7 +484,7 @@ def _capped_section(capped: dict[str, Any] | None, gen: dict[str, Any]) -> list[
         run = runs[key]
         rows.append(
             [
-                name.replace("limit", f"{_gib(limit)} limit"),
+                name if key == "free" else name.replace("limit", f"{_gib(limit)} limit"),
                 f"{run['epoch']:.1f}",
                 f"**{run['epoch'] / free:.2f}x**" if free else "",
                 f"{run['load']:.0f}",
