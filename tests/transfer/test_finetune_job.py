@@ -63,7 +63,7 @@ def test_a_nan_stops_a_fine_tune_and_marks_it_failed(tiny_mnist_dir, tmp_path) -
     with pytest.raises(TrainingError, match="non-finite at epoch 1"):
         finetune(config(tiny_mnist_dir, tmp_path), callbacks=[PoisonBatchNorm()])
     run = Run(tmp_path / "ft")
-    assert run.card["status"] == "failed" and "non-finite" in run.card["error"]
+    assert run.card.status == "failed" and "non-finite" in (run.card.error or "")
     assert not (run.path / "weights.safetensors").exists()
     assert not (run.path / "metrics.json").exists()
 
@@ -90,7 +90,7 @@ def test_ctrl_c_through_cnnkit_finetune_marks_the_run_interrupted(
     assert exited.value.code == 130 and "Traceback" not in err
     assert err.strip() == f"interrupted; the run is kept, marked interrupted: {tmp_path / 'ft'}"
     run = Run(tmp_path / "ft")
-    assert run.card["status"] == "interrupted"
+    assert run.card.status == "interrupted"
     assert [row["epoch"] for row in run.read_json("history.json")] == [1]
     assert not (run.path / "weights.safetensors").exists()
 
@@ -107,7 +107,7 @@ def test_ctrl_c_while_a_fine_tune_is_measured_marks_it_interrupted(
     with pytest.raises(TrainingInterrupted) as caught:
         finetune(config(tiny_mnist_dir, tmp_path, epochs=1))
     assert caught.value.run_path == str(tmp_path / "ft")
-    assert Run(tmp_path / "ft").card["status"] == "interrupted"
+    assert Run(tmp_path / "ft").card.status == "interrupted"
 
 
 def test_train_and_fine_tune_write_the_metrics_cnnkit_evaluate_writes(
