@@ -29,7 +29,7 @@ import numpy as np
 from cnnkit.atomic import write_json
 from cnnkit.data.dataset import Dataset, Splits
 from cnnkit.errors import ConfigError, DataError
-from cnnkit.fields import FieldChecker
+from cnnkit.fields import FieldChecker, read_json
 from cnnkit.run_files import SPLIT_FILE
 
 log = logging.getLogger(__name__)
@@ -236,19 +236,13 @@ def read_split_file(path: str | os.PathLike[str], *, samples: int | None = None)
         ConfigError: no such file. SplitFileError: unreadable, or a field is wrong
             (``<file>: <field> ...``). DataError: more samples than ``samples``.
     """
-    import json
-
     file = Path(path)
     if file.is_dir():
         file = file / SPLIT_FILE
-    try:
-        record = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{file}: no such split file; pass a split.json or a run directory that has one"
-        ) from None
-    except (OSError, ValueError, RecursionError) as exc:
-        raise SplitFileError(f"{file}: unreadable split file ({exc})") from exc
+    missing = ConfigError(
+        f"{file}: no such split file; pass a split.json or a run directory that has one"
+    )
+    record = read_json(file, missing, SplitFileError, "unreadable split file")
     check = FieldChecker(str(file), SplitFileError, "the split file was changed or damaged")
     check.mapping(record, "the split file")
     check.keys(record, "", required=("format", "parts"), allowed=("source", "settings"))
