@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 
 class CnnkitError(Exception):
@@ -62,3 +62,14 @@ def did_you_mean(name: object, choices: Iterable[str], *, n: int = 1, cutoff: fl
     that unknown-name errors put after their first sentence."""
     close = difflib.get_close_matches(str(name), list(choices), n=n, cutoff=cutoff)
     return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def unknown_name(
+    error: type[CnnkitError], kind: str, name: str, known: Collection[str], listing: str, *, n: int
+) -> CnnkitError:
+    """The error for a name missing from a table the CLI lists: ``unknown <kind> '<name>'.
+    Did you mean ...? `cnnkit <listing>` lists the <count> <listing>.``"""
+    return error(
+        f"unknown {kind} {name!r}.{did_you_mean(name, known, n=n)} `cnnkit {listing}` lists "
+        f"the {len(known)} {listing}."
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any, NoReturn
 
 from cnnkit.errors import CnnkitError
@@ -13,6 +14,23 @@ from cnnkit.errors import CnnkitError
 MAX_INPUT_SIDE = 4096  # the largest image height or width a file may declare
 MAX_CHANNELS = 64
 MAX_CLASSES = 100_000
+
+
+def read_json(
+    file: Path, missing: CnnkitError, error: type[CnnkitError], unreadable: str = "unreadable"
+) -> Any:
+    """The JSON value in ``file``, before its fields are checked.
+
+    Raises:
+        ``missing``: there is no such file.
+        ``error``: ``<file>: <unreadable> (<reason>)`` when it cannot be read or is not JSON.
+    """
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise missing from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise error(f"{file}: {unreadable} ({exc})") from exc
 
 
 class FieldChecker:

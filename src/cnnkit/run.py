@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import re
 import time
@@ -39,6 +38,7 @@ from cnnkit.card import DataRecord, RunCard, SplitSettings
 from cnnkit.data.dataset import Dataset, Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import CnnkitError, DataError, RunError
+from cnnkit.fields import read_json
 from cnnkit.run_files import CARD, RunFiles
 
 if TYPE_CHECKING:
@@ -127,12 +127,8 @@ class Run:
     def read_json(self, file: str | os.PathLike[str]) -> Any:
         """A JSON file of the run (a name inside it, or one of :attr:`files`)."""
         file = self.path / file
-        try:
-            return json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RunError(f"{file}: missing from the run directory") from None
-        except (OSError, ValueError) as exc:
-            raise RunError(f"{file}: unreadable or not valid JSON ({exc})") from exc
+        missing = RunError(f"{file}: missing from the run directory")
+        return read_json(file, missing, RunError, "unreadable or not valid JSON")
 
     def write_json(self, file: str | os.PathLike[str], obj: Any) -> None:
         write_json(self.path / file, obj)

@@ -63,7 +63,7 @@ def test_a_nan_stops_a_fine_tune_and_marks_it_failed(tiny_mnist_dir, tmp_path) -
     with pytest.raises(TrainingError, match="non-finite at epoch 1"):
         finetune(config(tiny_mnist_dir, tmp_path), callbacks=[PoisonBatchNorm()])
     run = Run(tmp_path / "ft")
-    assert run.card.status == "failed" and "non-finite" in run.card.error
+    assert run.card.status == "failed" and "non-finite" in (run.card.error or "")
     assert not (run.path / "weights.safetensors").exists()
     assert not (run.path / "metrics.json").exists()
 

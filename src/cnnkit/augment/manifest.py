@@ -4,7 +4,6 @@ images it names (:func:`cnnkit.augment.offline.augment_to_folder` writes it)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ from cnnkit.augment.pipeline import Pipeline
 from cnnkit.augment.spec import parse_augment
 from cnnkit.data.images import FIT_MODES, load_image
 from cnnkit.errors import ConfigError, DataError
-from cnnkit.fields import MAX_CLASSES, FieldChecker
+from cnnkit.fields import MAX_CLASSES, FieldChecker, read_json
 
 MANIFEST = "augment-manifest.json"
 FORMAT = "cnnkit-augment/1"
@@ -65,12 +64,8 @@ def read_manifest(path: str | os.PathLike[str]) -> Manifest:
     file = Path(path).expanduser()
     if file.is_dir():
         file = file / MANIFEST
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"{file}: no such manifest; `cnnkit augment` writes {MANIFEST}") from None
-    except (OSError, ValueError, RecursionError) as exc:
-        raise DataError(f"{file}: unreadable ({exc})") from exc
+    missing = DataError(f"{file}: no such manifest; `cnnkit augment` writes {MANIFEST}")
+    data = read_json(file, missing, DataError)
     check = FieldChecker(str(file), DataError, "the manifest was changed or damaged")
     check.mapping(data, "the manifest")
     check.keys(

@@ -629,58 +629,64 @@ class Crop(Transform):
 
 
 @dataclass(frozen=True)
-class FlipLR(Transform):
-    """Mirror left-right (Augmentor's flip_left_right), with probability ``p``."""
+class _Flip(Transform):
+    """Mirror along the image axis ``axis`` of ``(N, C, H, W)``, with probability ``p``."""
 
     p: float = 0.5
 
-    name: ClassVar[str] = "flip_lr"
     main: ClassVar[str | None] = "p"
+    axis: ClassVar[int]
+    arrow: ClassVar[str]  # the caption's picture of the flip
 
     def transform(self, x: torch.Tensor, params: Params) -> torch.Tensor:
-        return x.flip(3)
+        return x.flip(self.axis)
 
     def caption(self, record: dict[str, Any]) -> str:
-        return "flip ↔"
+        return f"flip {self.arrow}"
 
 
 @dataclass(frozen=True)
-class FlipTB(Transform):
+class FlipLR(_Flip):
+    """Mirror left-right (Augmentor's flip_left_right), with probability ``p``."""
+
+    name: ClassVar[str] = "flip_lr"
+    axis, arrow = 3, "↔"
+
+
+@dataclass(frozen=True)
+class FlipTB(_Flip):
     """Mirror top-bottom (Augmentor's flip_top_bottom), with probability ``p``."""
 
-    p: float = 0.5
-
     name: ClassVar[str] = "flip_tb"
-    main: ClassVar[str | None] = "p"
-
-    def transform(self, x: torch.Tensor, params: Params) -> torch.Tensor:
-        return x.flip(2)
-
-    def caption(self, record: dict[str, Any]) -> str:
-        return "flip ↕"
+    axis, arrow = 2, "↕"
 
 
 # -- intensity ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Brightness(Transform):
-    """Multiply the pixels by a random factor in ``[min_factor, max_factor]`` (Pillow's
-    ImageEnhance.Brightness, as Augmentor's random_brightness). Parameter: ``factor``.
-    """
+class _Enhance(Transform):
+    """An intensity change by a random ``factor`` in ``[min_factor, max_factor]`` (>= 0)."""
 
     min_factor: float = 0.7
     max_factor: float = 1.3
 
-    name: ClassVar[str] = "brightness"
-
     def check(self) -> None:
         if self.min_factor < 0:
-            raise ConfigError(f"brightness: min_factor must be >= 0, got {self.min_factor}")
+            raise ConfigError(f"{self.name}: min_factor must be >= 0, got {self.min_factor}")
         _check_range(self.name, "min_factor", self.min_factor, "max_factor", self.max_factor)
 
     def draw(self, n: int, shape: tuple[int, int, int], generator: torch.Generator) -> Params:
         return {"factor": _uniform(n, self.min_factor, self.max_factor, generator)}
+
+
+@dataclass(frozen=True)
+class Brightness(_Enhance):
+    """Multiply the pixels by a random factor in ``[min_factor, max_factor]`` (Pillow's
+    ImageEnhance.Brightness, as Augmentor's random_brightness). Parameter: ``factor``.
+    """
+
+    name: ClassVar[str] = "brightness"
 
     def transform(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         return (x * params["factor"].to(torch.float32).view(-1, 1, 1, 1)).clamp_(0, 255)
@@ -693,24 +699,13 @@ LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2, as Pillow's RGB -> L
 
 
 @dataclass(frozen=True)
-class Contrast(Transform):
+class Contrast(_Enhance):
     """Scale the distance of each pixel from the image's mean grey level by a random factor
     in ``[min_factor, max_factor]`` (Pillow's ImageEnhance.Contrast, as Augmentor's
     random_contrast). Parameter: ``factor``.
     """
 
-    min_factor: float = 0.7
-    max_factor: float = 1.3
-
     name: ClassVar[str] = "contrast"
-
-    def check(self) -> None:
-        if self.min_factor < 0:
-            raise ConfigError(f"contrast: min_factor must be >= 0, got {self.min_factor}")
-        _check_range(self.name, "min_factor", self.min_factor, "max_factor", self.max_factor)
-
-    def draw(self, n: int, shape: tuple[int, int, int], generator: torch.Generator) -> Params:
-        return {"factor": _uniform(n, self.min_factor, self.max_factor, generator)}
 
     def transform(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         if x.shape[1] == 3:

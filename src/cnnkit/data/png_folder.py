@@ -29,6 +29,7 @@ from cnnkit.atomic import atomic_folder
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.images import load_image
 from cnnkit.errors import ConfigError, DataError
+from cnnkit.fields import read_json
 
 MANIFEST = "cnnkit-export.json"
 EXPORT_FORMAT = "cnnkit-export/1"
@@ -135,15 +136,11 @@ def import_pngs(folder: str | os.PathLike[str]) -> Dataset:
     """
     root = Path(folder)
     manifest_path = root / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(
-            f"{root}: no {MANIFEST}; this is not a `cnnkit data export` folder (read a plain "
-            "folder of images with the source folder:PATH instead)"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{manifest_path}: unreadable ({exc})") from exc
+    missing = DataError(
+        f"{root}: no {MANIFEST}; this is not a `cnnkit data export` folder (read a plain "
+        "folder of images with the source folder:PATH instead)"
+    )
+    manifest = read_json(manifest_path, missing, DataError)
     try:
         if manifest["format"] != EXPORT_FORMAT:
             raise KeyError("format")

@@ -29,7 +29,7 @@ import numpy as np
 from cnnkit.atomic import write_json
 from cnnkit.data.dataset import Dataset, Splits
 from cnnkit.errors import ConfigError, DataError
-from cnnkit.fields import FieldChecker
+from cnnkit.fields import FieldChecker, read_json
 from cnnkit.run_files import SPLIT_FILE
 
 log = logging.getLogger(__name__)
@@ -236,19 +236,13 @@ def read_split_file(path: str | os.PathLike[str], *, samples: int | None = None)
         ConfigError: no such file. SplitFileError: unreadable, or a field is wrong
             (``<file>: <field> ...``). DataError: more samples than ``samples``.
     """
-    import json
-
     file = Path(path)
     if file.is_dir():
         file = file / SPLIT_FILE
-    try:
-        record = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{file}: no such split file; pass a split.json or a run directory that has one"
-        ) from None
-    except (OSError, ValueError, RecursionError) as exc:
-        raise SplitFileError(f"{file}: unreadable split file ({exc})") from exc
+    missing = ConfigError(
+        f"{file}: no such split file; pass a split.json or a run directory that has one"
+    )
+    record = read_json(file, missing, SplitFileError, "unreadable split file")
     check = FieldChecker(str(file), SplitFileError, "the split file was changed or damaged")
     check.mapping(record, "the split file")
     check.keys(record, "", required=("format", "parts"), allowed=("source", "settings"))
@@ -327,11 +321,8 @@ def apply_split_file(
             raise DataError(f"{label}: unknown part {name!r}; expected train, val and test")
         missing = [k for k in keys if k not in where]
         if missing:
-            raise DataError(
-                f"{label}: {len(missing)} sample(s) of its {name} part are not in the data "
-                f"(e.g. {missing[0]!r}); the data changed since the split was made — point "
-                "--data-dir at the original data, or make a new split"
-            )
+            what = f"{len(missing)} sample(s) of its {name} part are not in the data"
+            raise _data_changed(label, what, missing[0])
         twice = used.intersection(keys)
         if twice or len(set(keys)) != len(keys):
             raise DataError(f"{label}: sample {sorted(twice or keys)[0]!r} is listed twice")
@@ -340,14 +331,19 @@ def apply_split_file(
             out[name] = _take([where[k] for k in keys], f"{name} part of {Path(label).name}")
     left = [k for k in where if k not in used]
     if left:
-        raise DataError(
-            f"{label}: the data holds {len(left)} sample(s) the split file does not name "
-            f"(e.g. {left[0]!r}); the data changed since the split was made — point "
-            "--data-dir at the original data, or make a new split"
-        )
+        what = f"the data holds {len(left)} sample(s) the split file does not name"
+        raise _data_changed(label, what, left[0])
     if out["train"] is None:
         raise DataError(f"{label}: the train part is empty")
     return Splits(train=out["train"], val=out["val"], test=out["test"])
+
+
+def _data_changed(label: str, what: str, example: str) -> DataError:
+    """The error for a split file and data that no longer hold the same samples."""
+    return DataError(
+        f"{label}: {what} (e.g. {example!r}); the data changed since the split was made — "
+        "point --data-dir at the original data, or make a new split"
+    )
 
 
 def _take(refs: Sequence[tuple[Dataset, int]], name: str) -> Dataset:

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from cnnkit.errors import ModelError, did_you_mean
+from cnnkit.errors import ModelError, unknown_name
 
 ZOO_MODULES = (
     "cnnkit.models.zoo.lenet",
@@ -90,11 +90,7 @@ def get_model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        hint = did_you_mean(name, _REGISTRY, n=3)
-        raise ModelError(
-            f"unknown model {name!r}.{hint} `cnnkit models` lists the "
-            f"{len(_REGISTRY)} registered models."
-        ) from None
+        raise unknown_name(ModelError, "model", name, _REGISTRY, "models", n=3) from None
 
 
 def build_model(

@@ -150,30 +150,44 @@ class _IndexedBatches:
         c, h, w = self.images.shape[1:]
         return int(c), int(h), int(w)
 
-    def _indices(
+    def batches(
         self,
         *,
         epoch: int,
         batch_size: int,
         seed: int,
-        start: int,
-        shard: int,
-        shards: int,
-        order: torch.Tensor | None = None,
-    ) -> Iterator[torch.Tensor]:
-        """Each batch's sample indices, from batch ``start`` on, for shard ``shard``
-        (``order``: the epoch's order when the caller has it already)."""
+        start: int = 0,
+        shard: int = 0,
+        shards: int = 1,
+    ) -> Iterator[Batch]:
+        order = self._order(seed=seed, epoch=epoch) if self.shuffle else None
         usable = self.num_samples - self.num_samples % shards
-        if order is None:
-            order = self._order(seed=seed, epoch=epoch) if self.shuffle else None
-        if order is None:
-            order = torch.arange(self.num_samples)
-        order = order[:usable].to(self.labels.device)
-        for first in range(start * batch_size, usable, batch_size):
-            yield order[first : first + batch_size][shard::shards]
+        taken = (order if order is not None else torch.arange(self.num_samples))[:usable]
+        taken = taken.to(self.labels.device)
+        indices = (
+            taken[first : first + batch_size][shard::shards]
+            for first in range(start * batch_size, usable, batch_size)
+        )
+        yield from self._read_batches(indices, order=order, batch_size=batch_size, start=start)
 
     def _order(self, *, seed: int, epoch: int) -> torch.Tensor:
         return epoch_order(self.num_samples, seed=seed, epoch=epoch)
+
+    def _read_batches(
+        self,
+        indices: Iterator[torch.Tensor],
+        *,
+        order: torch.Tensor | None,
+        batch_size: int,
+        start: int,
+    ) -> Iterator[Batch]:
+        """The batches of ``indices`` (each batch's sample indices, from batch ``start`` on,
+        for this shard; ``order``: the epoch's order, None for the data's own), one
+        :meth:`_read` each."""
+        return map(self._read, indices)
+
+    def _read(self, index: torch.Tensor) -> Batch:
+        raise NotImplementedError
 
 
 class TensorBatches(_IndexedBatches):
@@ -191,20 +205,8 @@ class TensorBatches(_IndexedBatches):
         self.labels = dataset.labels.to(self.device)
         self.shuffle = shuffle
 
-    def batches(
-        self,
-        *,
-        epoch: int,
-        batch_size: int,
-        seed: int,
-        start: int = 0,
-        shard: int = 0,
-        shards: int = 1,
-    ) -> Iterator[Batch]:
-        for index in self._indices(
-            epoch=epoch, batch_size=batch_size, seed=seed, start=start, shard=shard, shards=shards
-        ):
-            yield self.images[index], self.labels[index]
+    def _read(self, index: torch.Tensor) -> Batch:
+        return self.images[index], self.labels[index]
 
 
 class MappedBatches(_IndexedBatches):
@@ -262,31 +264,17 @@ class MappedBatches(_IndexedBatches):
                     file.fileno(), offset + first * row, count * row, os.POSIX_FADV_WILLNEED
                 )
 
-    def batches(
+    def _read_batches(
         self,
+        indices: Iterator[torch.Tensor],
         *,
-        epoch: int,
+        order: torch.Tensor | None,
         batch_size: int,
-        seed: int,
-        start: int = 0,
-        shard: int = 0,
-        shards: int = 1,
+        start: int,
     ) -> Iterator[Batch]:
-        order = self._order(seed=seed, epoch=epoch) if self.shuffle else None
         with ThreadPoolExecutor(1) as reader, ThreadPoolExecutor(1) as prefetch:
             pending: Future[Batch] | None = None
-            for step, index in enumerate(
-                self._indices(
-                    epoch=epoch,
-                    batch_size=batch_size,
-                    seed=seed,
-                    start=start,
-                    shard=shard,
-                    shards=shards,
-                    order=order,
-                ),
-                start,
-            ):
+            for step, index in enumerate(indices, start):
                 first = step * batch_size
                 if order is not None and (step == start or first % self.window < batch_size):
                     ahead = first - first % self.window + (0 if step == start else self.window)

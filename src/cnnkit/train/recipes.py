@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnkit.errors import CnnkitError, ConfigError, did_you_mean
+from cnnkit.errors import CnnkitError, ConfigError, unknown_name
 
 
 @dataclass(frozen=True)
@@ -250,10 +250,7 @@ def get_recipe(name: str) -> Recipe:
     try:
         return RECIPES[name]
     except KeyError:
-        hint = did_you_mean(name, RECIPES, n=2)
-        raise ConfigError(
-            f"unknown recipe {name!r}.{hint} `cnnkit recipes` lists the {len(RECIPES)} recipes"
-        ) from None
+        raise unknown_name(ConfigError, "recipe", name, RECIPES, "recipes", n=2) from None
 
 
 def recipe_settings(name: str) -> dict[str, Any]:

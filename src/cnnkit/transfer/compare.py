@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from cnnkit.data.dataset import Splits
+from cnnkit.data.dataset import Dataset, Splits
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.errors import ConfigError
 from cnnkit.evaluate.metrics import measure
@@ -132,23 +132,14 @@ def scratch_baseline(
         seed=seed,
     )
     seconds = time.perf_counter() - started
-    _, scores = measure(
+    return _model_row(
         network,
         splits.test,
-        split="test",
-        preprocessing=preprocessing,
-        device=device,
-        batch_size=BACKBONE_EVAL_BATCH,
-    )
-    return Row(
+        preprocessing,
+        device,
         method=f"from scratch, {epochs} epochs",
         backbone=model,
-        head="-",
-        features=0,
         train_size=len(splits.train),
-        test_size=len(splits.test),
-        accuracy=scores["accuracy"],
-        balanced_accuracy=scores["balanced_accuracy"],
         seconds=seconds,
     )
 
@@ -176,24 +167,47 @@ def run_row(run_path: str, splits: Splits, *, device: torch.device | str = "cpu"
             f"{run.path} takes images of shape {preprocessing.input_shape}, the data compared "
             f"has {splits.test.image_shape}"
         )
-    network = run.load_model(device)
+    transfer = card.transfer
+    return _model_row(
+        run.load_model(device),
+        splits.test,
+        preprocessing,
+        device,
+        method=transfer.describe() if transfer is not None else "saved run",
+        backbone=transfer.backbone if transfer is not None else card.model.name,
+        train_size=card.data.sizes.get("train", 0),
+        seconds=card.train_seconds or 0.0,
+    )
+
+
+def _model_row(
+    network: torch.nn.Module,
+    test: Dataset,
+    preprocessing: Preprocessing,
+    device: torch.device | str,
+    *,
+    method: str,
+    backbone: str,
+    train_size: int,
+    seconds: float,
+) -> Row:
+    """The row of a whole network (no separate head, no feature cache) measured on ``test``."""
     _, scores = measure(
         network,
-        splits.test,
+        test,
         split="test",
         preprocessing=preprocessing,
         device=device,
         batch_size=BACKBONE_EVAL_BATCH,
     )
-    transfer = card.transfer
     return Row(
-        method=transfer.describe() if transfer is not None else "saved run",
-        backbone=transfer.backbone if transfer is not None else card.model.name,
+        method=method,
+        backbone=backbone,
         head="-",
         features=0,
-        train_size=card.data.sizes.get("train", 0),
-        test_size=len(splits.test),
+        train_size=train_size,
+        test_size=len(test),
         accuracy=scores["accuracy"],
         balanced_accuracy=scores["balanced_accuracy"],
-        seconds=card.train_seconds or 0.0,
+        seconds=seconds,
     )

@@ -139,28 +139,6 @@ def build_fastnet(
 
 
 @register_model(
-    "fastnet_tiny",
-    description="Fast net for seconds-to-99% MNIST on a CPU: stages (8, 32, 64), BN, ReLU",
-    default_input_shape=(1, 28, 28),
-)
-def fastnet_tiny(
-    *, input_shape: Shape, num_classes: int, tta_flip: bool = False, init: str = "keras"
-) -> FastNet:
-    """Three conv stages, a residual block on the last; a narrow first stage keeps the only
-    full-resolution layers cheap (measured: one MNIST epoch reaches 99.1-99.3%)."""
-    return build_fastnet(
-        input_shape,
-        num_classes,
-        widths=(8, 32, 64),
-        residual=(False, False, True),
-        name="fastnet_tiny",
-        activation="relu",
-        tta_flip=tta_flip,
-        init=init,
-    )
-
-
-@register_model(
     "fastnet",
     description="Fast residual net for 28x28/32x32: stages (w, 2w, 4w), w=32; BN, ReLU",
     default_input_shape=(1, 28, 28),
@@ -192,21 +170,50 @@ def fastnet(
     )
 
 
-@register_model(
-    "fastnet_cifar",
-    description="airbench-sized CIFAR-10 net: stages (64, 256, 256), BN, GELU, residuals",
-    default_input_shape=(3, 32, 32),
-)
-def fastnet_cifar(
-    *, input_shape: Shape, num_classes: int, tta_flip: bool = False, init: str = "keras"
-) -> FastNet:
-    """The CIFAR-10 speed-run net (the ``cifar10-fast`` recipe turns ``tta_flip`` on)."""
-    return build_fastnet(
-        input_shape,
-        num_classes,
-        widths=(64, 256, 256),
-        residual=(True, False, True),
-        name="fastnet_cifar",
-        tta_flip=tta_flip,
-        init=init,
-    )
+# The fixed-width nets: name -> (description, default input shape, stage widths, residual
+# block after each stage, activation, builder docstring).
+_FIXED: dict[str, tuple[str, Shape, tuple[int, ...], tuple[bool, ...], str, str]] = {
+    "fastnet_tiny": (
+        "Fast net for seconds-to-99% MNIST on a CPU: stages (8, 32, 64), BN, ReLU",
+        (1, 28, 28),
+        (8, 32, 64),
+        (False, False, True),
+        "relu",
+        "Three conv stages, a residual block on the last; a narrow first stage keeps the only "
+        "full-resolution layers cheap (measured: one MNIST epoch reaches 99.1-99.3%).",
+    ),
+    "fastnet_cifar": (
+        "airbench-sized CIFAR-10 net: stages (64, 256, 256), BN, GELU, residuals",
+        (3, 32, 32),
+        (64, 256, 256),
+        (True, False, True),
+        "gelu",
+        "The CIFAR-10 speed-run net (the ``cifar10-fast`` recipe turns ``tta_flip`` on).",
+    ),
+}
+
+
+def _register_fixed(name: str) -> None:
+    description, default_input_shape, widths, residual, activation, doc = _FIXED[name]
+
+    def builder(
+        *, input_shape: Shape, num_classes: int, tta_flip: bool = False, init: str = "keras"
+    ) -> FastNet:
+        return build_fastnet(
+            input_shape,
+            num_classes,
+            widths=widths,
+            residual=residual,
+            name=name,
+            activation=activation,
+            tta_flip=tta_flip,
+            init=init,
+        )
+
+    builder.__name__ = builder.__qualname__ = name
+    builder.__doc__ = doc
+    register_model(name, description=description, default_input_shape=default_input_shape)(builder)
+
+
+for _name in _FIXED:
+    _register_fixed(_name)

@@ -8,7 +8,7 @@ keeps logits and applies softmax cross-entropy (the sound choice, SPEC §5).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from cnnkit.layers import (
     Activation,
@@ -30,55 +30,58 @@ from cnnkit.models.registry import register_model
 Shape = tuple[int, int, int]
 
 
-@register_model(
-    "minimal",
-    description="Minimal Keras model: conv 32 3x3, dense 128, dense 10",
-    default_input_shape=(1, 28, 28),
-)
-def minimal(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequential:
+LayerList = Callable[[], list[Layer]]
+
+
+def _register_stack(
+    name: str, description: str, default_input_shape: Shape
+) -> Callable[[LayerList], Callable[..., Sequential]]:
+    """Register ``Input -> layers() -> Dense(num_classes)`` (the logits head), named and
+    initialised, as the model ``name``; the builder takes the docstring of ``layers``."""
+
+    def decorate(layers: LayerList) -> Callable[..., Sequential]:
+        def builder(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequential:
+            model = Sequential([Input(input_shape), *layers(), Dense(num_classes)], name=name)
+            return initialize(model, init)
+
+        builder.__name__ = builder.__qualname__ = layers.__name__
+        builder.__doc__ = layers.__doc__
+        register_model(name, description=description, default_input_shape=default_input_shape)(
+            builder
+        )
+        return builder
+
+    return decorate
+
+
+@_register_stack("minimal", "Minimal Keras model: conv 32 3x3, dense 128, dense 10", (1, 28, 28))
+def minimal() -> list[Layer]:
     """SPEC §5 item 3: Conv2D(32, 3x3, relu) -> Flatten -> Dense(128, relu) -> Dense(10)."""
-    layers = [
-        Conv2D(32, 3, activation="relu"),
-        Flatten(),
-        Dense(128, activation="relu"),
-    ]
-    return _stack("minimal", layers, input_shape=input_shape, num_classes=num_classes, init=init)
+    return [Conv2D(32, 3, activation="relu"), Flatten(), Dense(128, activation="relu")]
 
 
-@register_model(
+@_register_stack(
     "two_conv",
-    description="Two-conv CIFAR-10 net: 2x conv 50 3x3 same, max-pool, dense 512, dense 10",
-    default_input_shape=(3, 32, 32),
+    "Two-conv CIFAR-10 net: 2x conv 50 3x3 same, max-pool, dense 512, dense 10",
+    (3, 32, 32),
 )
-def two_conv(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequential:
+def two_conv() -> list[Layer]:
     """SPEC §5 item 4: 2x Conv2D(50, 3x3, same, relu) -> MaxPool 2x2/2 -> Dense(512) -> 10."""
-    layers = [
+    return [
         Conv2D(50, 3, padding="same", activation="relu"),
         Conv2D(50, 3, padding="same", activation="relu"),
         MaxPooling2D(2, 2),
         Flatten(),
         Dense(512, activation="relu"),
     ]
-    return _stack("two_conv", layers, input_shape=input_shape, num_classes=num_classes, init=init)
-
-
-def _stack(
-    name: str, layers: Sequence[Layer], *, input_shape: Shape, num_classes: int, init: str
-) -> Sequential:
-    """``Input -> layers -> Dense(num_classes)`` (the logits head), named and initialised."""
-    model = Sequential([Input(input_shape), *layers, Dense(num_classes)], name=name)
-    return initialize(model, init)
 
 
 _VGG_BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256, 256, 256))
 
 
-def build_vgg(
-    input_shape: Shape, num_classes: int, *, blocks: int, dropout: float | None, init: str
-) -> Sequential:
+def _vgg_layers(blocks: int, dropout: float | None) -> list[Layer]:
     """VGG-style CIFAR-10 net (SPEC §5 item 5): ``blocks`` blocks of 3x3 same convs + 2x2
-    max-pool, then Dense(4096, relu) x2 (each followed by ``Dropout(dropout)`` if given) and
-    the Dense head."""
+    max-pool, then Dense(4096, relu) x2 (each followed by ``Dropout(dropout)`` if given)."""
     layers: list[Layer] = []
     for widths in _VGG_BLOCKS[:blocks]:
         layers += [Conv2D(w, 3, padding="same", activation="relu") for w in widths]
@@ -88,18 +91,16 @@ def build_vgg(
         layers.append(Dense(4096, activation="relu"))
         if dropout:
             layers.append(Dropout(dropout))
-    name = f"vgg{blocks + (1 if dropout else 0)}"
-    return _stack(name, layers, input_shape=input_shape, num_classes=num_classes, init=init)
+    return layers
 
 
 def _register_vgg(name: str, blocks: int, dropout: float | None, text: str) -> None:
-    def builder(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequential:
-        return build_vgg(input_shape, num_classes, blocks=blocks, dropout=dropout, init=init)
+    def layers() -> list[Layer]:
+        return _vgg_layers(blocks, dropout)
 
-    builder.__doc__ = f"SPEC §5 item 5, model {name[-1]}: {text}."
-    register_model(
-        name, description=f"VGG-style CIFAR-10 model: {text}", default_input_shape=(3, 32, 32)
-    )(builder)
+    layers.__name__ = name
+    layers.__doc__ = f"SPEC §5 item 5, model {name[-1]}: {text}."
+    _register_stack(name, f"VGG-style CIFAR-10 model: {text}", (3, 32, 32))(layers)
 
 
 _register_vgg("vgg1", 1, None, "block(64,64), dense 4096 x2, dense 10")
@@ -108,16 +109,16 @@ _register_vgg("vgg3", 3, None, "blocks (64,64), (128,128), (256,256,256), dense 
 _register_vgg("vgg4", 3, 0.5, "vgg3 with Dropout(0.5) after each dense 4096")
 
 
-@register_model(
+@_register_stack(
     "bn_cnn",
-    description="BatchNorm CIFAR-10 net: conv 64 9x9/2, conv 128 3x3, BN, dropout, dense 256/64",
-    default_input_shape=(3, 32, 32),
+    "BatchNorm CIFAR-10 net: conv 64 9x9/2, conv 128 3x3, BN, dropout, dense 256/64",
+    (3, 32, 32),
 )
-def bn_cnn(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequential:
+def bn_cnn() -> list[Layer]:
     """SPEC §5 item 6: Conv2D(64, 9x9, stride 2, valid, relu) -> MaxPool -> BatchNorm ->
     Conv2D(128, 3x3, relu) -> MaxPool -> BatchNorm -> Flatten -> Dropout(0.5) ->
     Dense(256, relu) -> Dropout(0.2) -> Dense(64, relu) -> Dropout(0.1) -> Dense(10)."""
-    layers = [
+    return [
         Conv2D(64, 9, strides=2, padding="valid", activation="relu"),
         MaxPooling2D(2),
         BatchNormalization(),
@@ -131,18 +132,17 @@ def bn_cnn(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequ
         Dense(64, activation="relu"),
         Dropout(0.1),
     ]
-    return _stack("bn_cnn", layers, input_shape=input_shape, num_classes=num_classes, init=init)
 
 
-@register_model(
+@_register_stack(
     "video_seq",
-    description="Video lesson's Sequential CIFAR-10 net: conv 32/64/128 3x3, dense 64, dense 10",
-    default_input_shape=(3, 32, 32),
+    "Video lesson's Sequential CIFAR-10 net: conv 32/64/128 3x3, dense 64, dense 10",
+    (3, 32, 32),
 )
-def video_seq(*, input_shape: Shape, num_classes: int, init: str = "keras") -> Sequential:
+def video_seq() -> list[Layer]:
     """SPEC §5 item 7a: Conv2D(32, 3, valid, relu) -> MaxPool -> Conv2D(64, 3, relu) ->
     MaxPool -> Conv2D(128, 3, relu) -> Flatten -> Dense(64, relu) -> Dense(10) logits."""
-    layers = [
+    return [
         Conv2D(32, 3, padding="valid", activation="relu"),
         MaxPooling2D(),
         Conv2D(64, 3, activation="relu"),
@@ -151,7 +151,6 @@ def video_seq(*, input_shape: Shape, num_classes: int, init: str = "keras") -> S
         Flatten(),
         Dense(64, activation="relu"),
     ]
-    return _stack("video_seq", layers, input_shape=input_shape, num_classes=num_classes, init=init)
 
 
 @register_model(
