@@ -118,7 +118,7 @@ def main() -> None:
         run = Run.open(run_folder)
         exported = export_run(run, formats=["onnx"], int8=True)
         sizes = {name: path.stat().st_size / 1e6 for name, path in exported.files.items()}
-        model_name = run.card.get("model", {}).get("name")
+        model_name = run.card.model.name
         test = run.load_data("test")
         files = write_pngs(test.images[: args.files], scratch / "pngs")
         buffer = io.BytesIO()
