@@ -13,7 +13,7 @@ exactly as Keras does. An argument Keras has and cnnkit does not raises an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -21,9 +21,9 @@ from torch import nn
 
 from cnnkit import layers as base
 from cnnkit.errors import ModelError
-from cnnkit.keras import activations, backend, initializers
+from cnnkit.keras import backend, initializers
 from cnnkit.keras.unsupported import missing, unsupported
-from cnnkit.layers.base import Shape, SymbolicTensor
+from cnnkit.layers.base import ACTIVATIONS, Shape, SymbolicTensor
 
 #: arguments every Keras layer takes; the ones cnnkit cannot honour are refused when set
 _REFUSED = {
@@ -101,6 +101,27 @@ def input_layout(tensor: SymbolicTensor) -> str:
     while tensor.inputs:
         tensor = tensor.inputs[0]
     return getattr(tensor.layer, "layout", "channels_first")
+
+
+#: the module whose functions (``keras.activations.relu``, ...) name an activation
+ACTIVATION_FUNCTIONS = "cnnkit.keras.activations"
+
+
+def activation_name(activation: str | Callable[..., Any] | None) -> str | None:
+    """The activation's name for a layer: a name, a ``keras.activations`` function, or None."""
+    if activation is None or isinstance(activation, str):
+        if activation is not None and activation not in ACTIVATIONS:
+            raise unsupported(
+                f"activation {activation!r}", f"choose one of {', '.join(ACTIVATIONS)}"
+            )
+        return activation
+    name = getattr(activation, "__name__", "")
+    if getattr(activation, "__module__", None) == ACTIVATION_FUNCTIONS and name in ACTIVATIONS:
+        return name
+    raise unsupported(
+        f"activation {activation!r} (a custom function)",
+        "use a named activation, or an Activation layer with one of: " + ", ".join(ACTIVATIONS),
+    )
 
 
 def _pad(padding: str) -> str:
@@ -186,7 +207,7 @@ class _Conv(KerasLayer):
         name: str | None = None,
         **common: Any,
     ) -> None:
-        act = activations.name_of(activation)
+        act = activation_name(activation)
         super().__init__(  # type: ignore[misc,call-arg]
             filters,  # type: ignore[arg-type]
             kernel_size,
@@ -332,7 +353,7 @@ class Dense(KerasLayer, base.Dense):
         name: str | None = None,
         **common: Any,
     ) -> None:
-        act = activations.name_of(activation)
+        act = activation_name(activation)
         base.Dense.__init__(self, units, act, use_bias, name=name)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
         self.keras_activation = act
@@ -455,7 +476,7 @@ class Activation(KerasLayer, base.Activation):
     """``Activation("relu")`` (or a ``keras.activations`` function)."""
 
     def __init__(self, activation: Any, name: str | None = None, **common: Any) -> None:
-        act = activations.name_of(activation) or "linear"
+        act = activation_name(activation) or "linear"
         base.Activation.__init__(self, act, name=name)
         self.keras_activation = act
         self._keras({"activation": act}, common)
