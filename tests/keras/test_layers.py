@@ -139,6 +139,14 @@ def test_a_custom_function_is_refused_even_under_a_known_name() -> None:
         layers.Dense(3, activation=relu)
 
 
+def test_every_cnnkit_layer_has_its_keras_class_in_the_saved_model_table() -> None:
+    from cnnkit import layers as core
+
+    assert set(core.LAYERS) < set(layers.LAYERS)
+    assert all(cls.__module__ == "cnnkit.keras.layers" for cls in layers.LAYERS.values())
+    assert all(issubclass(layers.LAYERS[name], core.LAYERS[name]) for name in core.LAYERS)
+
+
 def test_initializers_by_name_and_object() -> None:
     torch.manual_seed(0)
     layer = layers.Dense(
