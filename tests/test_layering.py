@@ -51,14 +51,7 @@ LAYERS: list[tuple[str, ...]] = [
 ALLOWED: dict[tuple[str, str], str] = {}
 
 # Circles allowed, as the sorted tuple of their modules -> why. Each entry is a debt.
-ALLOWED_CIRCLES: dict[tuple[str, ...], str] = {
-    ("cnnkit.keras.activations", "cnnkit.keras.layers"): (
-        "cnnkit.keras (issue 14, in progress): activation layers and the layer table"
-    ),
-    ("cnnkit.keras.bridge", "cnnkit.keras.network", "cnnkit.keras.saving"): (
-        "cnnkit.keras (issue 14, in progress): Model.save/save_run/load_model and the model class"
-    ),
-}
+ALLOWED_CIRCLES: dict[tuple[str, ...], str] = {}
 
 
 def _modules() -> dict[str, Path]:

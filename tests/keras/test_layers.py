@@ -123,6 +123,30 @@ def test_activation_functions_on_symbolic_tensors_and_arrays() -> None:
     assert dense.keras_activation == "sigmoid"
 
 
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "softmax", "gelu", "leaky_relu", "linear"])
+def test_each_activation_function_names_its_layer(name: str) -> None:
+    function = getattr(keras.activations, name)
+    assert layers.Activation(function).keras_activation == name
+    assert keras.activations.get(name) is function
+    assert keras.activations.serialize(function) == name
+
+
+def test_a_custom_function_is_refused_even_under_a_known_name() -> None:
+    def relu(x: torch.Tensor) -> torch.Tensor:
+        return x.clamp(min=0)
+
+    with pytest.raises(UnsupportedFeature, match="custom function"):
+        layers.Dense(3, activation=relu)
+
+
+def test_every_cnnkit_layer_has_its_keras_class_in_the_saved_model_table() -> None:
+    from cnnkit import layers as core
+
+    assert set(core.LAYERS) < set(layers.LAYERS)
+    assert all(cls.__module__ == "cnnkit.keras.layers" for cls in layers.LAYERS.values())
+    assert all(issubclass(layers.LAYERS[name], core.LAYERS[name]) for name in core.LAYERS)
+
+
 def test_initializers_by_name_and_object() -> None:
     torch.manual_seed(0)
     layer = layers.Dense(

@@ -163,6 +163,24 @@ def test_optimizers_take_keras_arguments() -> None:
 
 
 @pytest.mark.parametrize(
+    "optimizer",
+    [
+        keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+        keras.optimizers.Adam(0.002, beta_1=0.8, epsilon=1e-5),
+        keras.optimizers.AdamW(0.003, weight_decay=0.01, beta_2=0.99),
+        keras.optimizers.RMSprop(0.004, rho=0.8, momentum=0.5),
+        keras.optimizers.Adagrad(0.005, epsilon=1e-4),
+    ],
+)
+def test_optimizers_round_trip_their_settings(optimizer: keras.optimizers.Optimizer) -> None:
+    config = keras.optimizers.serialize(optimizer)
+    again = keras.optimizers.get(config)
+    assert type(again) is type(optimizer) and keras.optimizers.serialize(again) == config
+    assert config["config"]["learning_rate"] == optimizer.learning_rate
+    assert vars(again) == vars(optimizer)  # every hyper-parameter comes back
+
+
+@pytest.mark.parametrize(
     ("call", "error", "message"),
     [
         (lambda m, x, y: m.fit(x, y), ConfigError, "must be compiled"),

@@ -83,3 +83,23 @@ def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
         keras.models.load_model(tmp_path / "small.weights.h5")
     with pytest.raises(RunError, match="no such file"):
         keras.models.load_model(tmp_path / "missing.keras")
+
+
+def test_get_config_rebuilds_the_model_with_initializer_objects() -> None:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = layers.Conv2D(2, 3, kernel_initializer=keras.initializers.HeNormal())(inputs)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(3, bias_initializer=keras.initializers.Ones())(x)
+    model = keras.Model(inputs, outputs, name="inits")
+    config = model.get_config()
+    assert config["layers"][0]["config"]["kernel_initializer"] == {
+        "class": "he_normal",
+        "config": {},
+    }
+    again = keras.models.model_from_config(config)
+    assert isinstance(again, keras.Model) and again.name == "inits"
+    assert again.get_config() == config
+    assert bool((again.layers[-1].linear.bias == 1).all())
+    with pytest.raises(RunError, match="model format 7 is not 1"):
+        keras.models.model_from_config({**config, "format": 7})

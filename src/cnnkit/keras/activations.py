@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from cnnkit.keras.layers import Activation, activation_name
 from cnnkit.keras.unsupported import missing, unsupported
-from cnnkit.layers.base import ACTIVATIONS, SymbolicTensor, make_activation
+from cnnkit.layers.base import SymbolicTensor, make_activation
 
 
 def _apply(name: str, x: Any, **options: Any) -> Any:
@@ -22,8 +23,6 @@ def _apply(name: str, x: Any, **options: Any) -> Any:
             f"use keras.activations.{name}(x) with its defaults",
         )
     if isinstance(x, SymbolicTensor):
-        from cnnkit.keras.layers import Activation
-
         return Activation(name)(x)
     module = make_activation(name)
     if name in ("softmax", "log_softmax"):  # Keras: over the last axis
@@ -66,31 +65,14 @@ log_softmax = _make("log_softmax")
 linear = _make("linear")
 
 
-def name_of(activation: str | Callable[..., Any] | None) -> str | None:
-    """The activation's name for a layer: a name, one of these functions, or None."""
-    if activation is None or isinstance(activation, str):
-        if activation is not None and activation not in ACTIVATIONS:
-            raise unsupported(
-                f"activation {activation!r}", f"choose one of {', '.join(ACTIVATIONS)}"
-            )
-        return activation
-    name = getattr(activation, "__name__", "")
-    if globals().get(name) is activation:
-        return name
-    raise unsupported(
-        f"activation {activation!r} (a custom function)",
-        "use a named activation, or an Activation layer with one of: " + ", ".join(ACTIVATIONS),
-    )
-
-
 def get(identifier: str | Callable[..., Any] | None) -> Callable[..., Any]:
     """The activation function for a name (``keras.activations.get("relu")``)."""
-    name = name_of(identifier) or "linear"
+    name = activation_name(identifier) or "linear"
     return globals()[name]  # type: ignore[no-any-return]
 
 
 def serialize(activation: Callable[..., Any]) -> str | None:
-    return name_of(activation)
+    return activation_name(activation)
 
 
 __getattr__ = missing(

@@ -10,9 +10,10 @@ that those commands feed the model exactly what ``fit`` fed it:
   normalisation ``(x / 255 - mean) / std`` is set to reproduce it exactly.
 - **the model**: the registered model ``keras`` (left out of ``cnnkit models``) whose option
   ``config`` is the model's Keras description (:func:`cnnkit.keras.saving.model_config`).
-  The run loader rebuilds it through this module: images ``(N, C, H, W)`` are laid out as the
-  model's input was (channels last, or flat vectors in Keras's ``H, W, C`` order), and the
-  outputs are logits as every cnnkit model's (a single sigmoid unit ``z`` becomes the two
+  The run loader rebuilds it (:func:`cnnkit.keras.models.keras_model`) behind
+  :class:`RunModel`: images ``(N, C, H, W)`` are laid out as the model's input was
+  (channels last, or flat vectors in Keras's ``H, W, C`` order), and the outputs are
+  logits as every cnnkit model's (a single sigmoid unit ``z`` becomes the two
   logits ``(0, z)``, whose softmax is exactly ``(1 - sigmoid(z), sigmoid(z))``).
 """
 
@@ -29,8 +30,8 @@ from torch import nn
 
 from cnnkit.card import DataRecord, Environment, ModelRecord, RunCard, timestamp
 from cnnkit.data.preprocess import Preprocessing
-from cnnkit.errors import ConfigError, ModelError
-from cnnkit.models.registry import register_model
+from cnnkit.errors import ConfigError
+from cnnkit.keras.saving import model_config
 from cnnkit.run import Run
 
 NAME = "keras"  # the registered model a run card names
@@ -57,29 +58,6 @@ class RunModel(nn.Module):
         if self.binary:
             logits = torch.cat([torch.zeros_like(logits), logits], dim=1)
         return logits
-
-
-@register_model(
-    NAME,
-    description="A cnnkit.keras model (its Keras description): what model.save_run writes",
-    listed=False,
-)
-def keras_model(
-    *, input_shape: tuple[int, int, int], num_classes: int, config: dict[str, Any] | None = None
-) -> RunModel:
-    """The model a run card's ``config`` describes, behind :class:`RunModel`."""
-    from cnnkit.keras.saving import model_from_config
-
-    if config is None:
-        raise ModelError(
-            "the model 'keras' is rebuilt from runs that cnnkit.keras's model.save_run wrote; "
-            "build models with keras.Sequential / keras.Model, or pick one from `cnnkit models`"
-        )
-    wrapped = RunModel(model_from_config(config, "run card model.options.config"))
-    classes = 2 if wrapped.binary else int(wrapped.model._outputs())
-    if classes != num_classes:
-        raise ModelError(f"the Keras model has {classes} outputs, the run {num_classes} classes")
-    return wrapped
 
 
 def run_image_shape(model: Any, given: Sequence[int] | None) -> tuple[int, int, int]:
@@ -128,10 +106,22 @@ def save_run(
     offset: float = 0.0,
     image_shape: Sequence[int] | None = None,
 ) -> Run:
-    """Write the fitted ``model`` as the run folder ``path`` (which must not exist); see
-    :meth:`cnnkit.keras.network.KerasModel.save_run`."""
-    from cnnkit.keras.saving import model_config
+    """Write the fitted model as a cnnkit run folder ``path`` (a new folder), for
+    ``cnnkit evaluate / predict / report / export / serve`` (``model.save_run(path, ...)``).
 
+    Args:
+        class_names: the class of each output (default: the dataset's, or "0", "1"...).
+        data: the cnnkit data source the model was trained on (``"mnist"``,
+            ``"fashion-mnist"``, ``"folder:PATH"``...): ``cnnkit evaluate RUN`` then uses
+            its test split; without it, pass ``--data`` to the commands.
+        scale, offset: ``fit``'s inputs were pixels (0..255) times ``scale`` plus
+            ``offset``; by default read from them (uint8 or 0..255: 1; 0..1: 1/255).
+        image_shape: the pictures behind flat input vectors, as ``(height, width,
+            channels)`` (default: a square grey picture).
+
+    Returns:
+        The :class:`cnnkit.run.Run`.
+    """
     record = model.last_fit
     if record is None:
         raise ConfigError("save_run writes a fitted model: call model.fit(...) first")

@@ -62,34 +62,41 @@ class VarianceScaling(Initializer):
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution}
 
 
-class GlorotUniform(VarianceScaling):
+class _Preset(VarianceScaling):
+    """A named member of the family: its scale, mode and distribution are fixed, so its
+    config is empty (``serialize`` then ``get`` makes it again)."""
+
+    preset: tuple[float, str, str]
+
     def __init__(self, seed: None = None) -> None:
-        super().__init__(1.0, "fan_avg", "uniform")
+        super().__init__(*self.preset)
+
+    def get_config(self) -> dict[str, Any]:
+        return {}
 
 
-class GlorotNormal(VarianceScaling):
-    def __init__(self, seed: None = None) -> None:
-        super().__init__(1.0, "fan_avg", "truncated_normal")
+class GlorotUniform(_Preset):
+    preset = (1.0, "fan_avg", "uniform")
 
 
-class HeNormal(VarianceScaling):
-    def __init__(self, seed: None = None) -> None:
-        super().__init__(2.0, "fan_in", "truncated_normal")
+class GlorotNormal(_Preset):
+    preset = (1.0, "fan_avg", "truncated_normal")
 
 
-class HeUniform(VarianceScaling):
-    def __init__(self, seed: None = None) -> None:
-        super().__init__(2.0, "fan_in", "uniform")
+class HeNormal(_Preset):
+    preset = (2.0, "fan_in", "truncated_normal")
 
 
-class LecunNormal(VarianceScaling):
-    def __init__(self, seed: None = None) -> None:
-        super().__init__(1.0, "fan_in", "truncated_normal")
+class HeUniform(_Preset):
+    preset = (2.0, "fan_in", "uniform")
 
 
-class LecunUniform(VarianceScaling):
-    def __init__(self, seed: None = None) -> None:
-        super().__init__(1.0, "fan_in", "uniform")
+class LecunNormal(_Preset):
+    preset = (1.0, "fan_in", "truncated_normal")
+
+
+class LecunUniform(_Preset):
+    preset = (1.0, "fan_in", "uniform")
 
 
 class RandomNormal(Initializer):
@@ -134,20 +141,24 @@ class Constant(Initializer):
         return {"value": self.value}
 
 
-class Zeros(Constant):
+class _Fixed(Constant):
+    """A constant with its value in its name: nothing to configure."""
+
+    fixed: float
+
     def __init__(self) -> None:
-        super().__init__(0.0)
+        super().__init__(self.fixed)
 
     def get_config(self) -> dict[str, Any]:
         return {}
 
 
-class Ones(Constant):
-    def __init__(self) -> None:
-        super().__init__(1.0)
+class Zeros(_Fixed):
+    fixed = 0.0
 
-    def get_config(self) -> dict[str, Any]:
-        return {}
+
+class Ones(_Fixed):
+    fixed = 1.0
 
 
 BY_NAME: dict[str, type[Initializer]] = {

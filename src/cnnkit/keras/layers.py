@@ -13,7 +13,7 @@ exactly as Keras does. An argument Keras has and cnnkit does not raises an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -21,9 +21,9 @@ from torch import nn
 
 from cnnkit import layers as base
 from cnnkit.errors import ModelError
-from cnnkit.keras import activations, backend, initializers
+from cnnkit.keras import backend, initializers
 from cnnkit.keras.unsupported import missing, unsupported
-from cnnkit.layers.base import Shape, SymbolicTensor
+from cnnkit.layers.base import ACTIVATIONS, Shape, SymbolicTensor
 
 #: arguments every Keras layer takes; the ones cnnkit cannot honour are refused when set
 _REFUSED = {
@@ -103,6 +103,27 @@ def input_layout(tensor: SymbolicTensor) -> str:
     return getattr(tensor.layer, "layout", "channels_first")
 
 
+#: the module whose functions (``keras.activations.relu``, ...) name an activation
+ACTIVATION_FUNCTIONS = "cnnkit.keras.activations"
+
+
+def activation_name(activation: str | Callable[..., Any] | None) -> str | None:
+    """The activation's name for a layer: a name, a ``keras.activations`` function, or None."""
+    if activation is None or isinstance(activation, str):
+        if activation is not None and activation not in ACTIVATIONS:
+            raise unsupported(
+                f"activation {activation!r}", f"choose one of {', '.join(ACTIVATIONS)}"
+            )
+        return activation
+    name = getattr(activation, "__name__", "")
+    if getattr(activation, "__module__", None) == ACTIVATION_FUNCTIONS and name in ACTIVATIONS:
+        return name
+    raise unsupported(
+        f"activation {activation!r} (a custom function)",
+        "use a named activation, or an Activation layer with one of: " + ", ".join(ACTIVATIONS),
+    )
+
+
 def _pad(padding: str) -> str:
     value = str(padding).lower()
     if value == "causal":
@@ -110,16 +131,46 @@ def _pad(padding: str) -> str:
     return value
 
 
-def _initialize(module: Any, kernel: Any, bias: Any) -> None:
-    """Apply Keras initializers to a built conv/linear module (defaults are cnnkit's own)."""
-    if kernel != "glorot_uniform":
-        initializers.get(kernel)(module.weight)
-    if bias != "zeros" and getattr(module, "bias", None) is not None:
-        initializers.get(bias)(module.bias)
-
-
 def _init_arg(value: Any) -> Any:
     return initializers.serialize(value) if isinstance(value, initializers.Initializer) else value
+
+
+class _Weighted(KerasLayer):
+    """A layer with a kernel and a bias (``Conv*``, ``Dense``): its activation and Keras's
+    initializers, applied once the weights exist (the defaults are cnnkit's own)."""
+
+    weighted: str  # the torch module holding ``weight`` and ``bias`` once built
+
+    def _keras_weights(
+        self,
+        args: dict[str, Any],
+        activation: str | None,
+        use_bias: bool,
+        kernel_initializer: Any,
+        bias_initializer: Any,
+        common: dict[str, Any],
+    ) -> None:
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.keras_activation = activation
+        self._keras(
+            {
+                **args,
+                "activation": activation,
+                "use_bias": use_bias,
+                "kernel_initializer": _init_arg(kernel_initializer),
+                "bias_initializer": _init_arg(bias_initializer),
+            },
+            common,
+        )
+
+    def _build(self, *input_shapes: Shape) -> Shape:
+        shape = super()._build(*input_shapes)
+        module = getattr(self, self.weighted)
+        if self.kernel_initializer != "glorot_uniform":
+            initializers.get(self.kernel_initializer)(module.weight)
+        if self.bias_initializer != "zeros" and module.bias is not None:
+            initializers.get(self.bias_initializer)(module.bias)
+        return shape
 
 
 # -- input ----------------------------------------------------------------------------------------
@@ -171,7 +222,9 @@ def Input(
 # -- convolution and pooling ---------------------------------------------------------------------
 
 
-class _Conv(KerasLayer):
+class _Conv(_Weighted):
+    weighted = "conv"
+
     def __init__(
         self,
         filters: int,
@@ -186,7 +239,7 @@ class _Conv(KerasLayer):
         name: str | None = None,
         **common: Any,
     ) -> None:
-        act = activations.name_of(activation)
+        act = activation_name(activation)
         super().__init__(  # type: ignore[misc,call-arg]
             filters,  # type: ignore[arg-type]
             kernel_size,
@@ -197,27 +250,20 @@ class _Conv(KerasLayer):
             name=name,
         )
         self.data_format = None if data_format is None else backend.check_format(data_format)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.keras_activation = act
-        self._keras(
+        self._keras_weights(
             {
                 "filters": filters,
                 "kernel_size": kernel_size,
                 "strides": strides,
                 "padding": padding,
                 "data_format": data_format,
-                "activation": act,
-                "use_bias": use_bias,
-                "kernel_initializer": _init_arg(kernel_initializer),
-                "bias_initializer": _init_arg(bias_initializer),
             },
+            act,
+            use_bias,
+            kernel_initializer,
+            bias_initializer,
             common,
         )
-
-    def _build(self, *input_shapes: Shape) -> Shape:
-        shape = super()._build(*input_shapes)
-        _initialize(self.conv, self.kernel_initializer, self.bias_initializer)
-        return shape
 
 
 class Conv1D(_Conv, base.Conv1D):
@@ -318,9 +364,11 @@ GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
 # -- core -----------------------------------------------------------------------------------------
 
 
-class Dense(KerasLayer, base.Dense):
+class Dense(_Weighted, base.Dense):
     """``Dense(units, activation=None, use_bias=True, kernel_initializer=..., ...)`` on a flat
     input (add ``Flatten()`` before it; cnnkit's Dense does not map over extra axes)."""
+
+    weighted = "linear"
 
     def __init__(
         self,
@@ -332,25 +380,11 @@ class Dense(KerasLayer, base.Dense):
         name: str | None = None,
         **common: Any,
     ) -> None:
-        act = activations.name_of(activation)
+        act = activation_name(activation)
         base.Dense.__init__(self, units, act, use_bias, name=name)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.keras_activation = act
-        self._keras(
-            {
-                "units": units,
-                "activation": act,
-                "use_bias": use_bias,
-                "kernel_initializer": _init_arg(kernel_initializer),
-                "bias_initializer": _init_arg(bias_initializer),
-            },
-            common,
+        self._keras_weights(
+            {"units": units}, act, use_bias, kernel_initializer, bias_initializer, common
         )
-
-    def _build(self, *input_shapes: Shape) -> Shape:
-        shape = super()._build(*input_shapes)
-        _initialize(self.linear, self.kernel_initializer, self.bias_initializer)
-        return shape
 
 
 class Flatten(KerasLayer, base.Flatten):
@@ -455,7 +489,7 @@ class Activation(KerasLayer, base.Activation):
     """``Activation("relu")`` (or a ``keras.activations`` function)."""
 
     def __init__(self, activation: Any, name: str | None = None, **common: Any) -> None:
-        act = activations.name_of(activation) or "linear"
+        act = activation_name(activation) or "linear"
         base.Activation.__init__(self, act, name=name)
         self.keras_activation = act
         self._keras({"activation": act}, common)
@@ -576,37 +610,10 @@ def concatenate(inputs: Sequence[SymbolicTensor], axis: int = -1, **kwargs: Any)
     return Concatenate(axis=axis, **kwargs)(list(inputs))  # type: ignore[no-any-return]
 
 
-#: every layer class by its Keras name: what a saved model may hold
-LAYERS: dict[str, type[base.Layer]] = {
-    cls.__name__: cls
-    for cls in (
-        InputLayer,
-        Conv1D,
-        Conv2D,
-        Conv3D,
-        MaxPooling1D,
-        MaxPooling2D,
-        MaxPooling3D,
-        AveragePooling1D,
-        AveragePooling2D,
-        AveragePooling3D,
-        GlobalAveragePooling1D,
-        GlobalAveragePooling2D,
-        GlobalMaxPooling1D,
-        GlobalMaxPooling2D,
-        Dense,
-        Flatten,
-        Reshape,
-        Dropout,
-        BatchNormalization,
-        Activation,
-        ReLU,
-        Softmax,
-        LeakyReLU,
-        Rescaling,
-        Add,
-        Concatenate,
-    )
+#: every layer class by its Keras name: what a saved model may hold (the Keras class of each
+#: cnnkit layer, by the same name, and the layers only cnnkit.keras has)
+LAYERS: dict[str, type[base.Layer]] = {name: globals()[name] for name in base.LAYERS} | {
+    cls.__name__: cls for cls in (ReLU, Softmax, LeakyReLU, Rescaling)
 }
 
 _AUGMENT = "augment with cnnkit's pipeline (cnnkit.augment) before fit, or cnnkit train --augment"

@@ -247,16 +247,6 @@ class MeanAbsoluteError(MeanSquaredError):
         return (outputs - targets.reshape(z.shape)).abs().mean(1)
 
 
-CLASSES: dict[str, type[Loss]] = {
-    cls.__name__: cls
-    for cls in (
-        CategoricalCrossentropy,
-        SparseCategoricalCrossentropy,
-        BinaryCrossentropy,
-        MeanSquaredError,
-        MeanAbsoluteError,
-    )
-}
 NAMES: dict[str, type[Loss]] = {
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
@@ -266,6 +256,8 @@ NAMES: dict[str, type[Loss]] = {
     "mean_absolute_error": MeanAbsoluteError,
     "mae": MeanAbsoluteError,
 }
+#: each class by its name (what a saved model names)
+CLASSES: dict[str, type[Loss]] = {cls.__name__: cls for cls in NAMES.values()}
 
 
 def _function(name: str) -> Callable[..., Any]:

@@ -90,17 +90,6 @@ class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
     name = "sparse_top_k_categorical_accuracy"
 
 
-CLASSES: dict[str, type[Metric]] = {
-    cls.__name__: cls
-    for cls in (
-        Accuracy,
-        CategoricalAccuracy,
-        SparseCategoricalAccuracy,
-        BinaryAccuracy,
-        TopKCategoricalAccuracy,
-        SparseTopKCategoricalAccuracy,
-    )
-}
 NAMES: dict[str, type[Metric]] = {
     "accuracy": Accuracy,
     "acc": Accuracy,
@@ -110,6 +99,8 @@ NAMES: dict[str, type[Metric]] = {
     "top_k_categorical_accuracy": TopKCategoricalAccuracy,
     "sparse_top_k_categorical_accuracy": SparseTopKCategoricalAccuracy,
 }
+#: each class by its name (what a saved model names)
+CLASSES: dict[str, type[Metric]] = {cls.__name__: cls for cls in NAMES.values()}
 
 
 def get(identifier: str | Metric | type) -> Metric:

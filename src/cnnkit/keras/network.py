@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from torch import nn
 from cnnkit import layers as base
 from cnnkit.devices import resolve_device
 from cnnkit.errors import ConfigError, DataError, ModelError
-from cnnkit.keras import backend, mixed_precision
+from cnnkit.keras import backend, bridge, mixed_precision, saving
 from cnnkit.keras import callbacks as keras_callbacks
 from cnnkit.keras import losses as keras_losses
 from cnnkit.keras import metrics as keras_metrics
@@ -43,6 +42,7 @@ from cnnkit.keras import optimizers as keras_optimizers
 from cnnkit.keras.directory import ImageDataset
 from cnnkit.keras.layers import InputLayer
 from cnnkit.keras.progress import KerasProgress, report
+from cnnkit.keras.saving import model_config
 from cnnkit.keras.unsupported import unsupported
 from cnnkit.layers.base import SymbolicTensor, make_activation
 from cnnkit.models.forward import predict_logits
@@ -661,64 +661,24 @@ class KerasModel(base.Model):
 
     # -- saving ----------------------------------------------------------------------------------
 
+    get_config = model_config  # Keras's description: layers, wiring, input, compile settings
+    save_run = bridge.save_run
+
     def save(self, filepath: Any, overwrite: bool = True, **kwargs: Any) -> None:
         """The whole model (layers, weights, compile settings) in one file, any name (e.g.
-        ``model.keras``): cnnkit's safe format inside (JSON + safetensors), never pickle."""
-        from cnnkit.keras.saving import save_model
-
-        save_model(self, filepath, overwrite=overwrite)
-
-    def save_run(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        class_names: Sequence[str] | None = None,
-        data: str | None = None,
-        scale: float | None = None,
-        offset: float = 0.0,
-        image_shape: Sequence[int] | None = None,
-    ) -> Any:
-        """Write the fitted model as a cnnkit run folder ``path`` (a new folder), for
-        ``cnnkit evaluate / predict / report / export / serve``.
-
-        Args:
-            class_names: the class of each output (default: the dataset's, or "0", "1"...).
-            data: the cnnkit data source the model was trained on (``"mnist"``,
-                ``"fashion-mnist"``, ``"folder:PATH"``...): ``cnnkit evaluate RUN`` then uses
-                its test split; without it, pass ``--data`` to the commands.
-            scale, offset: ``fit``'s inputs were pixels (0..255) times ``scale`` plus
-                ``offset``; by default read from them (uint8 or 0..255: 1; 0..1: 1/255).
-            image_shape: the pictures behind flat input vectors, as ``(height, width,
-                channels)`` (default: a square grey picture).
-
-        Returns:
-            The :class:`cnnkit.run.Run`.
-        """
-        from cnnkit.keras.bridge import save_run
-
-        return save_run(
-            self,
-            path,
-            class_names=class_names,
-            data=data,
-            scale=scale,
-            offset=offset,
-            image_shape=image_shape,
-        )
+        ``model.keras``): cnnkit's safe format inside (JSON + safetensors), never pickle;
+        :func:`cnnkit.keras.models.load_model` reads it back."""
+        saving.save_model(self, filepath, overwrite=overwrite)
 
     def save_weights(self, filepath: Any, overwrite: bool = True) -> None:
         """The weights alone, as safetensors, under any name (``w.weights.h5`` included)."""
-        from cnnkit.keras.saving import save_weights
-
-        save_weights(self, filepath, overwrite=overwrite)
+        saving.save_weights(self, filepath, overwrite=overwrite)
 
     def load_weights(self, filepath: Any, skip_mismatch: bool = False) -> None:
         """Weights written by :meth:`save_weights` or :meth:`save` of the same architecture."""
-        from cnnkit.keras.saving import load_weights
-
         if skip_mismatch:
             raise unsupported("load_weights(skip_mismatch=True)", "load into the same architecture")
-        load_weights(self, filepath)
+        saving.load_weights(self, filepath)
 
 
 def _weights(layer: nn.Module) -> tuple[int, int]:

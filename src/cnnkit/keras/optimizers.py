@@ -27,6 +27,7 @@ class Optimizer:
 
     kind = ""
     default_lr = 0.001
+    hyper: tuple[str, ...] = ()  # the attributes besides the rate that get_config records
 
     def __init__(
         self,
@@ -117,13 +118,18 @@ class Optimizer:
         return optimizer
 
     def get_config(self) -> dict[str, Any]:
-        return {"learning_rate": self._learning_rate, "weight_decay": self.weight_decay}
+        return {
+            "learning_rate": self._learning_rate,
+            "weight_decay": self.weight_decay,
+            **{key: getattr(self, key) for key in self.hyper},
+        }
 
 
 class SGD(Optimizer):
     """``SGD(learning_rate=0.01, momentum=0.0, nesterov=False)``."""
 
     kind, default_lr = "sgd", 0.01
+    hyper = ("momentum", "nesterov")
 
     def __init__(
         self,
@@ -139,14 +145,12 @@ class SGD(Optimizer):
     def settings(self) -> dict[str, Any]:
         return {"momentum": self.momentum, "nesterov": self.nesterov}
 
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
-
 
 class Adam(Optimizer):
     """``Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7)``."""
 
     kind = "adam"
+    hyper = ("beta_1", "beta_2", "epsilon")
 
     def __init__(
         self,
@@ -164,14 +168,6 @@ class Adam(Optimizer):
         for group in optimizer.param_groups:
             group["betas"], group["eps"] = (self.beta_1, self.beta_2), self.epsilon
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-        }
-
 
 class AdamW(Adam):
     """``AdamW(learning_rate=0.001, weight_decay=0.004, ...)``: decoupled weight decay."""
@@ -188,6 +184,7 @@ class RMSprop(Optimizer):
     """``RMSprop(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7)``."""
 
     kind = "rmsprop"
+    hyper = ("rho", "momentum", "epsilon")
 
     def __init__(
         self,
@@ -208,19 +205,12 @@ class RMSprop(Optimizer):
         for group in optimizer.param_groups:
             group["alpha"], group["eps"] = self.rho, self.epsilon
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "rho": self.rho,
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-        }
-
 
 class Adagrad(Optimizer):
     """``Adagrad(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7)``."""
 
     kind = "adagrad"
+    hyper = ("epsilon",)
 
     def __init__(
         self,

@@ -1,10 +1,10 @@
-"""Saving and loading ``cnnkit.keras`` models: cnnkit's safe format under any file name.
+"""The files of ``cnnkit.keras`` models: cnnkit's safe format under any file name.
 
 ``model.save("model.keras")`` writes a zip holding ``model.json`` (the layers with their Keras
 arguments, the wiring, the compile settings; format-versioned) and ``model.safetensors`` (the
 weights). ``save_weights`` writes the safetensors alone. Nothing is pickled, so loading a file
 cannot run code. Keras's own ``.keras``/``.h5`` files (TensorFlow weights) are not readable here:
-the error says so.
+the error says so. :func:`cnnkit.keras.models.load_model` rebuilds a model from these files.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ import torch
 from safetensors.torch import load as load_bytes
 from safetensors.torch import save as save_bytes
 
+from cnnkit import layers as base
 from cnnkit.atomic import write_path_atomically
 from cnnkit.errors import ModelError, RunError
-from cnnkit.keras import losses, metrics, optimizers
+from cnnkit.keras import optimizers
 from cnnkit.keras.layers import LAYERS, InputLayer
 
 FORMAT = 1
@@ -32,8 +33,6 @@ _HDF5 = b"\x89HDF\r\n\x1a\n"
 def model_config(model: Any) -> dict[str, Any]:
     """What ``model.json`` holds: the layers with their Keras arguments, the wiring, the
     input and the compile settings (JSON values only)."""
-    from cnnkit.keras.network import Model
-
     source, layout = model._source_layer(), model.data_format
     if not isinstance(source, InputLayer):
         raise ModelError("the model has no keras.Input yet; build it (or fit it) before saving")
@@ -51,7 +50,7 @@ def model_config(model: Any) -> dict[str, Any]:
         )
     spec: dict[str, Any] = {
         "format": FORMAT,
-        "kind": "functional" if isinstance(model, Model) else "sequential",
+        "kind": "sequential" if isinstance(model, base.Sequential) else "functional",
         "name": model.name,
         "input": {
             "shape": list(source.keras_input_shape),
@@ -104,7 +103,7 @@ def save_weights(model: Any, filepath: str | os.PathLike[str], *, overwrite: boo
     write_path_atomically(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
-def _read(path: Path) -> tuple[dict[str, Any] | None, bytes]:
+def read_model_file(path: Path) -> tuple[dict[str, Any] | None, bytes]:
     """(spec or None, safetensors bytes) of a file this module wrote."""
     if not path.is_file():
         raise RunError(f"{path}: no such file")
@@ -139,10 +138,10 @@ def _tensors(path: Path, data: bytes) -> dict[str, torch.Tensor]:
 
 def load_weights(model: Any, filepath: str | os.PathLike[str]) -> None:
     path = Path(filepath)
-    _apply_weights(model, path, _read(path)[1])
+    apply_weights(model, path, read_model_file(path)[1])
 
 
-def _apply_weights(model: Any, path: Path, data: bytes) -> None:
+def apply_weights(model: Any, path: Path, data: bytes) -> None:
     """Copy the weights in ``data`` into ``model``; they must match it key for key."""
     tensors = _tensors(path, data)
     own = model.state_dict()
@@ -163,60 +162,3 @@ def _apply_weights(model: Any, path: Path, data: bytes) -> None:
     with torch.no_grad():
         for key, value in own.items():
             value.copy_(tensors[key])
-
-
-def load_model(
-    filepath: str | os.PathLike[str],
-    custom_objects: Any = None,
-    compile: bool = True,
-    safe_mode: bool = True,
-) -> Any:
-    """Rebuild a model :meth:`save` wrote, with its weights (and compiled, as saved)."""
-    path = Path(filepath)
-    spec, data = _read(path)
-    if spec is None:
-        raise RunError(
-            f"{path} holds weights only (save_weights); rebuild the model in code and call "
-            "model.load_weights(path)"
-        )
-    model = model_from_config(spec, str(path))
-    _apply_weights(model, path, data)
-    if compile and spec.get("compile"):
-        settings = spec["compile"]
-        loss = settings["loss"]
-        model.compile(
-            optimizer=optimizers.get(settings["optimizer"]),
-            loss=None if loss is None else losses.CLASSES[loss["class"]](**loss["config"]),
-            metrics=[metrics.CLASSES[m["class"]](**m["config"]) for m in settings["metrics"]],
-        )
-    return model
-
-
-def model_from_config(spec: dict[str, Any], where: str) -> Any:
-    """The model :func:`model_config` describes, freshly initialised (not compiled).
-
-    Raises:
-        RunError: naming ``where``, when the description is of another format or malformed.
-    """
-    from cnnkit.keras.network import Model, Sequential
-
-    if spec.get("format") != FORMAT:
-        raise RunError(f"{where}: model format {spec.get('format')!r} is not {FORMAT}")
-    try:
-        given = spec["input"]
-        source = InputLayer(given["shape"], name=given["name"], data_format=given["data_format"])
-        tensors = {source.name: source.tensor}
-        made = []
-        for entry in spec["layers"]:
-            layer = LAYERS[entry["class"]](**entry["config"])
-            made.append(layer)
-            if spec["kind"] == "functional":
-                inputs = [tensors[name] for name in entry["inbound"]]
-                tensors[layer.name] = layer(inputs if len(inputs) > 1 else inputs[0])
-        if spec["kind"] == "functional":
-            return Model(source.tensor, tensors[made[-1].name], name=spec["name"])
-        return Sequential([source.tensor, *made], name=spec["name"])
-    except (KeyError, TypeError) as exc:
-        raise RunError(
-            f"{where}: the model description is incomplete or malformed ({exc})"
-        ) from exc

@@ -24,7 +24,7 @@ ZOO_MODULES = (
     "cnnkit.models.zoo.efficientnet_lite",
     "cnnkit.models.adapter",
     "cnnkit.models.zoo.fast",
-    "cnnkit.keras.bridge",
+    "cnnkit.keras.models",
 )
 
 Builder = Callable[..., nn.Module]
