@@ -157,3 +157,14 @@ def test_report_templates_escape_every_value() -> None:
     for html in (table, pairs):
         assert "<script>" not in html and "&lt;script&gt;" in html
     assert "a&lt;b" in table and "&amp; co" in table and 't&lt;: <span class="mono"' in pairs
+
+
+def test_a_run_opened_by_a_relative_path_reads_its_own_files(old_run, monkeypatch) -> None:
+    """`cnnkit report runs/x` after `cnnkit train` (runs/ relative to the current folder)."""
+    monkeypatch.chdir(old_run.parent)
+    run = Run.open(old_run.name)
+    assert run.card.name == Run.open(old_run).card.name
+    run.write_json(run.files.history, [{"epoch": 1}])
+    assert run.read_json(run.files.history) == [{"epoch": 1}]
+    assert run.read_json("history.json") == [{"epoch": 1}]
+    assert (old_run / "history.json").is_file() and not (old_run / old_run.name).exists()

@@ -126,12 +126,18 @@ class Run:
 
     def read_json(self, file: str | os.PathLike[str]) -> Any:
         """A JSON file of the run (a name inside it, or one of :attr:`files`)."""
-        file = self.path / file
+        file = self._inside(file)
         missing = RunError(f"{file}: missing from the run directory")
         return read_json(file, missing, RunError, "unreadable or not valid JSON")
 
     def write_json(self, file: str | os.PathLike[str], obj: Any) -> None:
-        write_json(self.path / file, obj)
+        write_json(self._inside(file), obj)
+
+    def _inside(self, file: str | os.PathLike[str]) -> Path:
+        """``file`` as a path: a bare name is inside the run; a path (one of :attr:`files`,
+        which already start with the run's own path, relative or not) is taken as it is."""
+        file = Path(file)
+        return self.path / file if file.parent == Path() else file
 
     @property
     def card(self) -> RunCard:
