@@ -225,7 +225,7 @@ def test_int8_requests_checked_first(trained) -> None:
         export_run(trained, formats=["pt2"], int8=True)
     with pytest.raises(ConfigError, match="calibration needs at least 1 image"):
         export_run(trained, formats=["onnx"], int8=True, calibration=0)
-    with pytest.raises(ConfigError, match="max drop must be 0 or more points, got -0.1"):
+    with pytest.raises(ConfigError, match=r"max drop must be 0 or more points, got -0\.1"):
         export_run(trained, formats=["onnx"], int8=True, max_drop=-0.1)
 
 
