@@ -38,7 +38,9 @@ class TestAccuracyEachEpoch(Callback):
 
     def on_epoch_end(self, epoch: int, logs: Logs) -> None:
         self.elapsed += logs["time"]
-        metrics = loss_and_accuracy(self.state.model, self.test, preprocessing=self.pre)
+        model = self.state.model
+        device = next(model.parameters()).device
+        metrics = loss_and_accuracy(model, self.test, preprocessing=self.pre, device=device)
         self.curve.append((self.elapsed, metrics["accuracy"]))
 
 
@@ -46,14 +48,14 @@ def time_to(curve: list[tuple[float, float]], threshold: float) -> float | None:
     return next((seconds for seconds, accuracy in curve if accuracy >= threshold), None)
 
 
-def run_recipe(name: str, seeds: list[int], epochs: int | None) -> list[str]:
+def run_recipe(name: str, seeds: list[int], epochs: int | None, device: str = "cpu") -> list[str]:
     recipe = get_recipe(name)
     data = recipe.settings.get("data", "mnist")
     thresholds = THRESHOLDS.get(data, (0.99, 0.995))
     finals, totals = [], []
     reached: dict[float, list[float]] = {t: [] for t in thresholds}
     for seed in seeds:
-        overrides = {"seed": seed, "device": "cpu"} | ({"epochs": epochs} if epochs else {})
+        overrides = {"seed": seed, "device": device} | ({"epochs": epochs} if epochs else {})
         with tempfile.TemporaryDirectory() as runs:
             config = TrainConfig.from_recipe(name, runs_dir=runs, **overrides)
             probe = TestAccuracyEachEpoch(config.data, seed, config.val_size)
