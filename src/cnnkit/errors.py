@@ -47,9 +47,11 @@ class TrainingInterrupted(KeyboardInterrupt):
         history: the per-epoch logs of the epochs that finished.
         training: the decisions recorded so far (``interrupted`` is True).
         run_path: the run directory to resume, when a training job was interrupted.
+        resume: the command that continues it (``cnnkit train --resume RUN``), if any.
     """
 
     run_path: str | None = None
+    resume: str | None = None
 
     def __init__(self, history: list[dict[str, float]], training: dict[str, object]) -> None:
         super().__init__("training interrupted")

@@ -1,5 +1,6 @@
 """A fine-tune runs through the same job runner as a train run: Ctrl-C leaves it
-"interrupted", a NaN "failed", and its metrics.json has the shape `cnnkit evaluate` writes."""
+"interrupted" with a checkpoint that `cnnkit finetune --resume` continues, a NaN "failed",
+and its metrics.json has the shape `cnnkit evaluate` writes."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import signal
 import sys
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from cnnkit.cli.main import main
 from cnnkit.errors import TrainingError, TrainingInterrupted
 from cnnkit.evaluate.evaluation import evaluate_split
 from cnnkit.run import Run
 from cnnkit.train.callbacks import Callback, HistoryWriter
-from cnnkit.transfer.finetune import FinetuneConfig, finetune
+from cnnkit.transfer.finetune import FinetuneConfig, finetune, resume_finetune
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # small ops: see conftest
 
@@ -88,11 +91,74 @@ def test_ctrl_c_through_cnnkit_finetune_marks_the_run_interrupted(
         signal.signal(signal.SIGINT, previous)
     err = capsys.readouterr().err
     assert exited.value.code == 130 and "Traceback" not in err
-    assert err.strip() == f"interrupted; the run is kept, marked interrupted: {tmp_path / 'ft'}"
     run = Run(tmp_path / "ft")
+    assert " ".join(err.split()) == (
+        f"interrupted; checkpoint saved. Continue with: cnnkit finetune --resume {run.path}"
+    )
     assert run.card.status == "interrupted"
     assert [row["epoch"] for row in run.read_json("history.json")] == [1]
     assert not (run.path / "weights.safetensors").exists()
+
+    # the command it printed finishes the run: the same weights as two epochs straight
+    monkeypatch.undo()
+    code, out, err = cli(monkeypatch, capsys, "finetune", "--resume", str(run.path), "--no-report")
+    assert code == 0, err
+    said = " ".join(out.split())  # the console may wrap long paths
+    assert f"resuming {run.path} from its last checkpoint" in said and "test accuracy" in said
+    assert run.card.status == "finished"
+    assert [row["epoch"] for row in run.read_json("history.json")] == [1, 2]
+    straight = finetune(config(tiny_mnist_dir, tmp_path, name="straight"))
+    resumed, expected = load_file(run.files.weights), load_file(straight.run.files.weights)
+    assert resumed.keys() == expected.keys()
+    assert all(torch.equal(resumed[k], expected[k]) for k in expected)
+
+
+def cli(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
+    """``cnnkit ARGV`` through the console entry point: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["cnnkit", *argv])
+    monkeypatch.setenv("COLUMNS", "300")
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_resume_refuses_other_settings_and_the_other_kind_of_run(
+    trained, tiny_mnist_dir, tmp_path, monkeypatch, capsys
+) -> None:
+    run = finetune(config(tiny_mnist_dir, tmp_path, epochs=1)).run
+    code, _, err = cli(monkeypatch, capsys, "finetune", "--resume", str(run.path), "--lr", "0.1")
+    assert code == 1 and "Traceback" not in err
+    err = " ".join(err.split())  # the console may wrap long paths
+    assert "only --epochs and --device (and --batch-size" in err and "not lr" in err
+    code, _, err = cli(monkeypatch, capsys, "finetune", "--resume", str(run.path))
+    assert code == 1 and "is finished: it has already trained 1 of 1 epochs" in " ".join(
+        err.split()
+    )
+    code, _, err = cli(monkeypatch, capsys, "train", "--resume", str(run.path))
+    assert code == 1 and "Traceback" not in err
+    said = " ".join(err.split())
+    assert f"is a fine-tuned run; continue it with cnnkit finetune --resume {run.path}" in said
+    code, _, err = cli(monkeypatch, capsys, "finetune", "--resume", str(trained.path))
+    assert code == 1 and "Traceback" not in err
+    said = " ".join(err.split())
+    assert f"was not fine-tuned; continue it with cnnkit train --resume {trained.path}" in said
+
+
+def test_a_fine_tune_resumed_for_more_epochs_unfreezes_on_schedule(
+    tiny_mnist_dir, tmp_path
+) -> None:
+    run = finetune(config(tiny_mnist_dir, tmp_path, unfreeze_after=1)).run
+    before = load_file(run.files.weights)
+    result = resume_finetune(str(run.path), epochs=3)
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    after = load_file(run.files.weights)
+    backbone = [k for k in before if not k.startswith("head.")]
+    # epoch 3 starts after the unfreezing epoch: the backbone trains in it, as in epoch 2
+    assert backbone and any(not torch.equal(before[k], after[k]) for k in backbone)
 
 
 def test_ctrl_c_while_a_fine_tune_is_measured_marks_it_interrupted(

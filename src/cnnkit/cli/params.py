@@ -22,16 +22,23 @@ from typing import Annotated, Any
 import typer
 
 from cnnkit.train.config import Option, TrainConfig, option_of, shown_default
+from cnnkit.transfer.finetune import FinetuneConfig
 
 _PLAIN_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
 
-def _declared(name: str) -> Option:
-    """The option the :class:`TrainConfig` field ``name`` declares."""
-    option = option_of({item.name: item for item in dataclasses.fields(TrainConfig)}[name])
+def _declared(name: str, config: type[Any] = TrainConfig) -> Option:
+    """The option the ``config`` field ``name`` declares."""
+    option = option_of({item.name: item for item in dataclasses.fields(config)}[name])
     if option is None:
-        raise TypeError(f"TrainConfig.{name} declares no command-line option")
+        raise TypeError(f"{config.__name__}.{name} declares no command-line option")
     return option
+
+
+def _sample_option(name: str) -> Any:
+    """A :class:`FinetuneConfig` field's option, for the commands that draw the same sample."""
+    option = _declared(name, FinetuneConfig)
+    return typer.Option(*option.flags, min=option.min, help=option.help)
 
 
 def option_help(item: dataclasses.Field[Any]) -> str:
@@ -193,29 +200,15 @@ EvalData = Annotated[
     ),
 ]
 
-# `features`, `transfer` and `finetune`: a sample of a data source, fed to a backbone
+# `features` and `transfer`: a sample of a data source fed to a backbone, drawn as
+# `finetune` draws it (FinetuneConfig's options)
 SampleData = Annotated[
     str, typer.Option("--data", "-d", help="Data source (see `cnnkit datasets`).")
 ]
-TrainPerClass = Annotated[
-    int | None,
-    typer.Option("--train-per-class", min=1, help="Use this many training images per class."),
-]
-SampleTestSize = Annotated[
-    int | None,
-    typer.Option("--test-size", min=1, help="Use a stratified sample of this many test images."),
-]
-InputSize = Annotated[
-    int | None,
-    typer.Option(
-        "--input-size",
-        min=8,
-        help="Resize to this square side instead of the backbone's own (e.g. 112: 4x faster).",
-    ),
-]
-SampleSeed = Annotated[
-    int, typer.Option("--seed", help="Seeds the sample (and the heads / training).")
-]
+TrainPerClass = Annotated[int | None, _sample_option("train_per_class")]
+SampleTestSize = Annotated[int | None, _sample_option("test_size")]
+InputSize = Annotated[int | None, _sample_option("input_size")]
+SampleSeed = Annotated[int, _sample_option("seed")]
 FeatureCache = Annotated[
     Path | None,
     typer.Option("--cache-dir", help="Feature cache folder (default: ~/.cache/cnnkit/features)."),

@@ -83,7 +83,7 @@ def train_command(
             )
             result = run_training(config, callbacks=[ProgressBar(out)])
     except TrainingInterrupted as exc:
-        stopped(exc, resumable=True)
+        stopped(exc)
     if not result.is_main:
         return
     for split, metrics in result.metrics.items():
@@ -94,16 +94,13 @@ def train_command(
     print_run_end(result.run, report=report, device=settings.get("device", "auto"))
 
 
-def stopped(exc: TrainingInterrupted, *, resumable: bool) -> NoReturn:
+def stopped(exc: TrainingInterrupted) -> NoReturn:
     """The end of a job stopped by Ctrl-C: the one line about it (main's "interrupted" would
     repeat it) and exit code 130 (128 + SIGINT)."""
     if not exc.run_path:
         raise exc
-    if resumable:
-        err.print(
-            f"[yellow]interrupted; checkpoint saved. Continue with:[/] "
-            f"cnnkit train --resume {exc.run_path}"
-        )
+    if exc.resume:
+        err.print(f"[yellow]interrupted; checkpoint saved. Continue with:[/] {exc.resume}")
     else:
         err.print(f"[yellow]interrupted; the run is kept, marked interrupted:[/] {exc.run_path}")
     raise SystemExit(130) from None

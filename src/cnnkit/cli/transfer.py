@@ -17,7 +17,9 @@ import typer
 from cnnkit.cli import params
 from cnnkit.cli.console import out
 from cnnkit.cli.features import embed_splits, on_ray
+from cnnkit.cli.params import Given, config_options
 from cnnkit.cli.train import print_run_end, stopped
+from cnnkit.transfer.finetune import FinetuneConfig
 
 
 def _print_table(rows: list[Any], title: str) -> None:
@@ -142,93 +144,67 @@ def transfer_command(
         out.print(f"table saved to {save}")
 
 
+@config_options(FinetuneConfig, after="resume")
 def finetune_command(
-    backbone: str = typer.Option(
-        "efficientnet_lite0", "--backbone", "-b", help="efficientnet_lite0 or run:PATH."
-    ),
-    data: params.SampleData = "fashion-mnist",
-    data_dir: params.DataDir = None,
-    train_per_class: params.TrainPerClass = None,
-    val_size: int | None = typer.Option(
+    resume: Path | None = typer.Option(
         None,
-        "--val-size",
-        min=0,
-        help="Validate on a stratified sample of this many validation images (0: none).",
+        "--resume",
+        help="Continue the fine-tune in this folder from its last checkpoint (--epochs and "
+        "--device may change; everything else is the run's).",
     ),
-    test_size: params.SampleTestSize = None,
-    input_size: params.InputSize = None,
-    freeze: str = typer.Option(
-        "all", "--freeze", help="Freeze the backbone: all, none, or until:LAYER (e.g. blocks.8)."
-    ),
-    unfreeze_after: int | None = typer.Option(
-        None, "--unfreeze-after", min=1, help="Unfreeze everything after this many epochs."
-    ),
-    epochs: int | None = typer.Option(
-        None,
-        "--epochs",
-        "-e",
-        min=1,
-        help="Passes over the training set [default: chosen from a folder's size, else 5].",
-    ),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Samples per step."),
-    optimizer: str = typer.Option("adam", "--optimizer", help="adam or sgd."),
-    lr: float = typer.Option(1e-3, "--lr", help="Learning rate of the new head."),
-    backbone_lr_mult: float = typer.Option(
-        0.1, "--backbone-lr-mult", help="Backbone learning rate = lr x this (discriminative)."
-    ),
-    seed: params.SampleSeed = 0,
-    device: params.Device = "auto",
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run folders go."),
-    name: str | None = typer.Option(None, "--name", help="Run folder name (default: generated)."),
     report: bool = typer.Option(
         True, "--report/--no-report", help="Evaluate and write report.html at the end."
     ),
+    *,
+    given: Given,
 ) -> None:
     """Fine-tune a pretrained backbone with a new head; save it as a run folder."""
-    from cnnkit.errors import TrainingInterrupted
+    from cnnkit.errors import ConfigError, TrainingInterrupted
     from cnnkit.train.auto import finetune_setup
     from cnnkit.train.callbacks import ProgressBar
-    from cnnkit.transfer.finetune import FinetuneConfig, finetune
+    from cnnkit.transfer.finetune import finetune, resume_finetune
 
-    config = FinetuneConfig(
-        backbone=backbone,
-        data=data,
-        data_dir=data_dir,
-        train_per_class=train_per_class,
-        val_size=val_size,
-        test_size=test_size,
-        input_size=input_size,
-        freeze=freeze,
-        unfreeze_after=unfreeze_after,
-        **({"epochs": epochs} if epochs is not None else {}),
-        batch_size=batch_size,
-        optimizer=optimizer,
-        lr=lr,
-        backbone_lr_mult=backbone_lr_mult,
-        seed=seed,
-        device=device,
-        runs_dir=str(runs_dir),
-        name=name,
-    )
-    config.validate()  # a mistake fails now, before data is loaded or a run made
-    given = {k for k, v in (("epochs", epochs), ("input_size", input_size)) if v is not None}
-    config, chosen = finetune_setup(config, given)
-    for line in chosen:
-        out.print(line, highlight=False, markup=False)
-    epochs = config.epochs
-    out.print(
-        f"fine-tuning [bold]{backbone}[/] on [bold]{data}[/]: freeze {freeze}"
-        + (f", unfrozen after {unfreeze_after} epochs" if unfreeze_after else "")
-        + f", {epochs} epochs, batch {batch_size}, {optimizer} lr {lr:g} "
-        f"(backbone x{backbone_lr_mult:g})"
-    )
+    settings = given.values
     try:
-        result = finetune(config, callbacks=[ProgressBar(out)])
+        if resume is not None:
+            fixed = sorted(set(settings) - {"epochs", "device", "batch_size"})
+            if fixed:
+                raise ConfigError(
+                    "--resume continues with the run's own settings; only --epochs and "
+                    "--device (and --batch-size, after running out of memory) may be given "
+                    f"with it, not {', '.join(fixed)}"
+                )
+            out.print(f"resuming [bold]{resume}[/] from its last checkpoint")
+            result = resume_finetune(
+                str(resume),
+                epochs=settings.get("epochs"),
+                device=settings.get("device"),
+                batch_size=settings.get("batch_size"),
+                callbacks=[ProgressBar(out)],
+            )
+        else:
+            config = FinetuneConfig(**settings)
+            config.validate()  # a mistake fails now, before data is loaded or a run made
+            config, chosen = finetune_setup(config, set(settings))
+            for line in chosen:
+                out.print(line, highlight=False, markup=False)
+            out.print(
+                f"fine-tuning [bold]{config.backbone}[/] on [bold]{config.data}[/]: freeze "
+                f"{config.freeze}"
+                + (
+                    f", unfrozen after {config.unfreeze_after} epochs"
+                    if config.unfreeze_after
+                    else ""
+                )
+                + f", {config.epochs} epochs, batch {config.batch_size}, {config.optimizer} "
+                f"lr {config.lr:g} (backbone x{config.backbone_lr_mult:g})"
+            )
+            result = finetune(config, callbacks=[ProgressBar(out)])
     except TrainingInterrupted as exc:
-        stopped(exc, resumable=False)
+        stopped(exc)
     for split, metrics in result.metrics.items():
         out.print(
             f"{split} accuracy [bold green]{metrics['accuracy'] * 100:.2f}%[/]  balanced "
             f"{metrics['balanced_accuracy'] * 100:.2f}%  loss {metrics['loss']:.4f}"
         )
-    print_run_end(result.run, report=report, device=device)
+    print_run_end(result.run, report=report, device=settings.get("device", "auto"))

@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cnnkit.errors import ConfigError, did_you_mean
 from cnnkit.train.auto import AUTO, AutoSetup, choose_setup, read_facts
@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from torch import nn
 
     from cnnkit.train.callbacks import Callback
+
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,18 @@ def setting(
         if flags
         else None
     )
-    metadata = {"option": option, "fit": fit}
+    return _field(default, {"option": option, "fit": fit})
+
+
+def same_as(config: type[Any], name: str) -> Any:
+    """A field declared as ``config``'s field ``name`` is (default, option and all): a
+    setting two jobs share, e.g. ``device: str = same_as(TrainConfig, "device")``."""
+    item = {f.name: f for f in dataclasses.fields(config)}[name]
+    return _field(default_of(item), item.metadata)
+
+
+def _field(default: Any, metadata: Mapping[str, Any]) -> Any:
+    """A dataclass field with ``default`` (a list or dict copied for each config)."""
     if isinstance(default, list | dict):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -389,23 +403,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """A config from a dict (a run card's ``config``); unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"unknown training setting(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(known))}"
-            )
-        defaults = cls()
-        for name, value in values.items():
-            default = getattr(defaults, name)
-            if value is None or default is None:
-                continue  # optional settings; their users check them
-            if not _same_kind(default, value):
-                raise ConfigError(
-                    f"training setting {name} must be {_kind(default)}, not {value!r:.40}"
-                )
-        return cls(**values)
+        return config_from_dict(cls, values, what="training")
 
     def validate(self) -> None:
         """Check every setting that can be checked without the data, so that a mistake
@@ -468,6 +466,25 @@ class TrainConfig:
             group_ids([], self.group_by)  # a valid regular expression
         if self.name is not None:
             Run.check_new(self.runs_dir, self.name)
+
+
+def config_from_dict(config: type[C], values: dict[str, Any], *, what: str) -> C:
+    """``config(**values)`` (a run card's ``config``), each value checked against the JSON
+    type of its field's default; an unknown key is an error naming the known ones."""
+    known = {f.name for f in dataclasses.fields(config)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"unknown {what} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    defaults = config()
+    for name, value in values.items():
+        default = getattr(defaults, name)
+        if value is None or default is None:
+            continue  # optional settings; their users check them
+        if not _same_kind(default, value):
+            raise ConfigError(f"{what} setting {name} must be {_kind(default)}, not {value!r:.40}")
+    return config(**values)
 
 
 def _same_kind(default: Any, value: Any) -> bool:

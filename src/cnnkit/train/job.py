@@ -34,7 +34,6 @@ from cnnkit.train.callbacks import (
     Logs,
     ReduceLROnPlateau,
 )
-from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.config import TrainConfig, make_callback
 from cnnkit.train.distributed import (
     DistributedContext,
@@ -44,7 +43,7 @@ from cnnkit.train.distributed import (
 )
 from cnnkit.train.losses import LossFn, check_class_weight, class_weights, make_loss
 from cnnkit.train.precision import resolve_precision
-from cnnkit.train.runner import Job, create_run
+from cnnkit.train.runner import Job, create_run, resume_point
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +158,10 @@ def resume_training(
     """
     run = Run.open(run_path)
     card = run.card
+    if card.transfer is not None:
+        raise RunError(
+            f"{run.path} is a fine-tuned run; continue it with cnnkit finetune --resume {run.path}"
+        )
     try:
         config = TrainConfig.from_dict(card.config)
     except ConfigError as exc:
@@ -167,28 +170,9 @@ def resume_training(
         config.epochs = epochs
     if device is not None:
         config.device = device
-    last = run.files.last_checkpoint
-    checkpoint = load_checkpoint(last) if last.is_file() else None
-    position = checkpoint.get("position") if checkpoint is not None else None
-    position = position if isinstance(position, dict) else {}
-    trained = position.get("epoch")
-    if isinstance(trained, int) and card.status == "finished" and trained >= config.epochs:
-        raise ConfigError(
-            f"{run.path} is finished: it has already trained {trained} of {config.epochs} "
-            "epochs; ask for more epochs (--epochs) to continue"
-        )
+    checkpoint = resume_point(run, config.epochs, batch_size)
     if batch_size is not None:
-        batch = position.get("batch")
-        if isinstance(batch, int) and batch > 0:
-            raise ConfigError(
-                f"{last} stops inside an epoch; --batch-size can change only at the end of one "
-                "(resume without it)"
-            )
         config.batch_size = batch_size
-    if checkpoint is None:
-        if card.status == "finished":
-            raise RunError(f"{last}: no checkpoint there, and {run.path} is finished")
-        log.warning("%s has no checkpoint yet: training it from the start", run.path)
     return _train(config, callbacks=callbacks, run=run, resume=checkpoint, verbose=verbose)
 
 

@@ -35,6 +35,7 @@ from cnnkit.evaluate.metrics import measure
 from cnnkit.models.forward import EVAL_BATCH
 from cnnkit.run import Run, default_run_name
 from cnnkit.train.callbacks import Callback, HistoryWriter, ModelCheckpoint, NanGuard
+from cnnkit.train.checkpoint import load_checkpoint
 from cnnkit.train.distributed import DistributedContext
 from cnnkit.train.loop import History, fit
 
@@ -52,6 +53,38 @@ def create_run(runs_dir: str, name: str | None, *, model: str, data: str) -> Run
         except RunError:
             continue
     raise RunError(f"could not find a free run name under {runs_dir}")
+
+
+def resume_point(run: Run, epochs: int, batch_size: int | None = None) -> dict[str, Any] | None:
+    """The checkpoint a job continues ``run`` from (``checkpoints/last.pt``), or None to
+    train it from the start (stopped before its first checkpoint).
+
+    Raises:
+        ConfigError: the run is finished with ``epochs`` or more trained, or ``batch_size``
+            is given while the checkpoint stops inside an epoch.
+        RunError: a damaged checkpoint, or a finished run without one.
+    """
+    last = run.files.last_checkpoint
+    checkpoint = load_checkpoint(last) if last.is_file() else None
+    position = checkpoint.get("position") if checkpoint is not None else None
+    position = position if isinstance(position, dict) else {}
+    trained, finished = position.get("epoch"), run.card.status == "finished"
+    if isinstance(trained, int) and finished and trained >= epochs:
+        raise ConfigError(
+            f"{run.path} is finished: it has already trained {trained} of {epochs} "
+            "epochs; ask for more epochs (--epochs) to continue"
+        )
+    batch = position.get("batch")
+    if batch_size is not None and isinstance(batch, int) and batch > 0:
+        raise ConfigError(
+            f"{last} stops inside an epoch; --batch-size can change only at the end of one "
+            "(resume without it)"
+        )
+    if checkpoint is None:
+        if finished:
+            raise RunError(f"{last}: no checkpoint there, and {run.path} is finished")
+        log.warning("%s has no checkpoint yet: training it from the start", run.path)
+    return checkpoint
 
 
 @dataclass
@@ -172,7 +205,7 @@ class Job:
             yield
         except TrainingInterrupted as exc:
             self._mark("interrupted", training=exc.training)
-            exc.run_path = str(run.path)
+            exc.run_path, exc.resume = str(run.path), self.resume
             raise
         except KeyboardInterrupt as exc:  # Ctrl-C outside the loop: saving, evaluating
             self._mark("interrupted")
@@ -180,7 +213,7 @@ class Job:
             stopped = TrainingInterrupted(
                 list(history or []), dict(history.training) if history is not None else {}
             )
-            stopped.run_path = str(run.path)
+            stopped.run_path, stopped.resume = str(run.path), self.resume
             raise stopped from exc
         except TrainingError as exc:
             self._mark("failed", error=str(exc))

@@ -26,16 +26,18 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from cnnkit.card import SplitSettings, TransferRecord
+from cnnkit.data.dataset import Splits
 from cnnkit.data.sources import fit_rule, get_source, load_dataset
 from cnnkit.devices import resolve_device
-from cnnkit.errors import ConfigError, did_you_mean
+from cnnkit.errors import ConfigError, RunError, did_you_mean
 from cnnkit.layers.classifier import Classifier
 from cnnkit.models.adapter import AdaptedClassifier
 from cnnkit.models.probes import layer_path
 from cnnkit.run import Run
 from cnnkit.train.callbacks import Callback, Logs
+from cnnkit.train.config import TrainConfig, config_from_dict, same_as, setting
 from cnnkit.train.optim import make_optimizer
-from cnnkit.train.runner import Job, create_run
+from cnnkit.train.runner import Job, create_run, resume_point
 from cnnkit.transfer.backbones import Backbone, check_backbone_inputs, load_backbone
 from cnnkit.transfer.sample import Sample
 
@@ -173,8 +175,8 @@ class UnfreezeAfter(Callback):
         self.frozen = frozen
         self.epochs = epochs
 
-    def on_epoch_begin(self, epoch: int) -> None:
-        if epoch == self.epochs and self.frozen.parameters:
+    def on_epoch_begin(self, epoch: int) -> None:  # >=: a resumed run may start later
+        if epoch >= self.epochs and self.frozen.parameters:
             log.info("unfreezing the backbone after %d epochs", self.epochs)
             unfreeze(self.model, self.frozen)
 
@@ -212,6 +214,9 @@ def param_groups(
 class FinetuneConfig:
     """A fine-tuning job; the defaults fine-tune EfficientNet-Lite0's head on Fashion-MNIST.
 
+    Each field is declared once, with its ``cnnkit finetune`` option (see
+    :mod:`cnnkit.train.config`); the settings both jobs have are ``TrainConfig``'s own.
+
     Attributes:
         backbone: backbone spec (``efficientnet_lite0``, ``run:PATH``).
         data: data source name; data_dir: read it from this folder only.
@@ -227,24 +232,67 @@ class FinetuneConfig:
         runs_dir, name: where the run directory goes and its name.
     """
 
-    backbone: str = "efficientnet_lite0"
-    data: str = "fashion-mnist"
-    data_dir: str | None = None
-    train_per_class: int | None = None
-    val_size: int | None = None
-    test_size: int | None = None
-    input_size: int | None = None
-    freeze: str = "all"
-    unfreeze_after: int | None = None
-    epochs: int = 5
-    batch_size: int = 32
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    backbone_lr_mult: float = 0.1
-    seed: int = 0
-    device: str = "auto"
-    runs_dir: str = "runs"
-    name: str | None = None
+    backbone: str = setting(
+        "efficientnet_lite0", "--backbone", "-b", help="efficientnet_lite0 or run:PATH."
+    )
+    data: str = setting(
+        "fashion-mnist",
+        "--data",
+        "-d",
+        metavar="SOURCE",
+        help="Data source: a name (see `cnnkit datasets`), folder:PATH or a folder.",
+    )
+    data_dir: str | None = same_as(TrainConfig, "data_dir")
+    train_per_class: int | None = setting(
+        None, "--train-per-class", min=1, help="Use this many training images per class."
+    )
+    val_size: int | None = setting(
+        None,
+        "--val-size",
+        min=0,
+        help="Validate on a stratified sample of this many validation images (0: none).",
+    )
+    test_size: int | None = setting(
+        None, "--test-size", min=1, help="Use a stratified sample of this many test images."
+    )
+    input_size: int | None = setting(
+        None,
+        "--input-size",
+        min=8,
+        help="Resize to this square side instead of the backbone's own (e.g. 112: 4x faster).",
+    )
+    freeze: str = setting(
+        "all", "--freeze", help="Freeze the backbone: all, none, or until:LAYER (e.g. blocks.8)."
+    )
+    unfreeze_after: int | None = setting(
+        None, "--unfreeze-after", min=1, help="Unfreeze everything after this many epochs."
+    )
+    epochs: int = setting(
+        5,
+        "--epochs",
+        "-e",
+        min=1,
+        default_text="chosen from a folder's size, else 5",
+        help="Passes over the training set.",
+    )
+    batch_size: int = setting(32, "--batch-size", min=1, help="Samples per step.")
+    optimizer: str = same_as(TrainConfig, "optimizer")
+    lr: float = setting(1e-3, "--lr", help="Learning rate of the new head.")
+    backbone_lr_mult: float = setting(
+        0.1,
+        "--backbone-lr-mult",
+        help="Backbone learning rate = lr x this (discriminative).",
+    )
+    seed: int = setting(0, "--seed", help="Seeds the sample, the new head(s) and the training.")
+    device: str = same_as(TrainConfig, "device")
+    runs_dir: str = same_as(TrainConfig, "runs_dir")
+    name: str | None = same_as(TrainConfig, "name")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FinetuneConfig:
+        """A config from a dict (a fine-tuned run card's ``config``); unknown keys are an
+        error."""
+        return config_from_dict(cls, values, what="fine-tuning")
 
     def validate(self) -> None:
         """Check the settings that can be checked before data is loaded or a run made.
@@ -284,19 +332,77 @@ def _check(config: FinetuneConfig) -> FreezeSpec:
 
 
 def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> FinetuneResult:
-    """Fine-tune a backbone on a data source and save the result as a run directory."""
+    """Fine-tune a backbone on a data source and save the result as a run directory
+    (resumable: ``checkpoints/last.pt`` after each epoch, as for ``cnnkit train``)."""
+    return _finetune(config, callbacks=callbacks)
+
+
+def resume_finetune(
+    run_path: str,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    batch_size: int | None = None,
+    callbacks: Sequence[Callback] = (),
+) -> FinetuneResult:
+    """Continue the fine-tune at ``run_path`` from its last checkpoint with its recorded
+    settings (``epochs``, ``device`` and, at the end of an epoch, ``batch_size`` may change),
+    as :func:`~cnnkit.train.job.resume_training` continues a train run.
+
+    Raises:
+        RunError: not a fine-tuned run, a damaged checkpoint, or the data changed since.
+        ConfigError: the run is finished, or ``batch_size`` is given mid-epoch.
+    """
+    run = Run.open(run_path)
+    if run.card.transfer is None:
+        raise RunError(
+            f"{run.path} was not fine-tuned; continue it with cnnkit train --resume {run.path}"
+        )
+    try:
+        config = FinetuneConfig.from_dict(run.card.config)
+    except ConfigError as exc:
+        raise RunError(f"{run.files.card}: config: {exc}") from exc
+    config.epochs = epochs if epochs is not None else config.epochs
+    config.device = device if device is not None else config.device
+    checkpoint = resume_point(run, config.epochs, batch_size)
+    config.batch_size = batch_size if batch_size is not None else config.batch_size
+    return _finetune(config, callbacks=callbacks, run=run, resume=checkpoint)
+
+
+def _finetune(
+    config: FinetuneConfig,
+    *,
+    callbacks: Sequence[Callback],
+    run: Run | None = None,
+    resume: dict[str, Any] | None = None,
+) -> FinetuneResult:
+    """A new fine-tune (``run`` None), or ``run`` continued from the checkpoint ``resume``."""
     started = time.time()
     device = resolve_device(config.device)
-    spec = _check(config)
+    spec = _check(config) if run is None else parse_freeze(config.freeze)
     sample = Sample(config.train_per_class, config.val_size, config.test_size, config.seed)
-    full = load_dataset(
-        config.data, data_dir=config.data_dir, val_size=sample.holdout, seed=config.seed
-    )
-    splits = sample.apply(full)
+
+    def load(split_file: str | None) -> Splits:
+        return load_dataset(
+            config.data,
+            data_dir=config.data_dir,
+            val_size=sample.holdout,
+            seed=config.seed,
+            split_file=split_file,
+        )
+
+    if run is None:
+        full = load(None)
+        splits = sample.apply(full)
+    else:  # exactly the samples the run recorded, or an error
+        with run.data_changes():
+            full = load(str(run.files.split))
+        splits = sample.apply(full)
+        run.check_data(splits.items())
     backbone = load_backbone(config.backbone)
     shape, num_classes = splits.train.image_shape, splits.train.num_classes
     record = backbone.model_record(shape, num_classes, input_size=config.input_size)
-    torch.manual_seed(config.seed)  # the new head's initial weights
+    torch.manual_seed(config.seed)  # the new head's initial weights (a resumed run's: loaded)
     model = backbone.classifier_for(shape, num_classes, input_size=config.input_size)
     frozen = freeze(model, spec)
     preprocessing = Backbone.preprocessing_for(shape, fit=fit_rule(config.data))
@@ -305,42 +411,48 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
     groups = param_groups(model, lr=config.lr, backbone_lr_mult=config.backbone_lr_mult)
     optimizer = make_optimizer(config.optimizer, groups, lr=config.lr)
 
-    run = create_run(
-        config.runs_dir, config.name, model=f"finetune-{config.backbone}", data=config.data
-    )
-    job = Job(run, started, device, model, splits, preprocessing, resume=None)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    job.start(
-        # val_size/test_size on the card mean what they mean for `cnnkit train` (hold-outs
-        # Run.load_data passes to load_dataset); the samples drawn are under data.subsets
-        {**dataclasses.asdict(config), "val_size": sample.holdout, "test_size": None},
-        record,
-        # the full split goes in the split file (as `cnnkit train` writes it); the sample
-        # drawn from each part is re-drawn by Run.load_data from data.subsets
-        data=lambda: run.record_data(
-            config.data,
-            config.data_dir,
-            full,
-            SplitSettings(seed=config.seed, val_size=sample.holdout),
-            sample=(sample, splits),
-        ),
-        transfer=TransferRecord(
-            backbone=backbone.name,
-            backbone_digest=backbone.digest(),
-            backbone_input={
-                "shape": list(model.adapter.input_shape),
-                "mean": list(backbone.mean),
-                "std": list(backbone.std),
-                "color_order": backbone.color_order,
-            },
-            freeze=str(spec),
-            frozen_parameter_tensors=len(frozen.parameters),
-            frozen_batchnorm_layers=len(frozen.norms),
-            trainable_parameters_at_start=trainable,
-            unfreeze_after=config.unfreeze_after,
-            lr={"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
-        ),
-    )
+    created = run is None
+    if run is None:
+        run = create_run(
+            config.runs_dir, config.name, model=f"finetune-{config.backbone}", data=config.data
+        )
+    resume_with = f"cnnkit finetune --resume {run.path}"
+    job = Job(run, started, device, model, splits, preprocessing, resume_with, created=created)
+    if created:
+        new_run = run
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        job.start(
+            dataclasses.asdict(config),
+            record,
+            # the full split goes in the split file (as `cnnkit train` writes it); the sample
+            # drawn from each part is re-drawn by Run.load_data from data.subsets
+            data=lambda: new_run.record_data(
+                config.data,
+                config.data_dir,
+                full,
+                SplitSettings(seed=config.seed, val_size=sample.holdout),
+                sample=(sample, splits),
+            ),
+            transfer=TransferRecord(
+                backbone=backbone.name,
+                backbone_digest=backbone.digest(),
+                backbone_input={
+                    "shape": list(model.adapter.input_shape),
+                    "mean": list(backbone.mean),
+                    "std": list(backbone.std),
+                    "color_order": backbone.color_order,
+                },
+                freeze=str(spec),
+                frozen_parameter_tensors=len(frozen.parameters),
+                frozen_batchnorm_layers=len(frozen.norms),
+                trainable_parameters_at_start=trainable,
+                unfreeze_after=config.unfreeze_after,
+                lr={"head": config.lr, "backbone": config.lr * config.backbone_lr_mult},
+            ),
+        )
+    else:
+        job.before = run.card  # put back if the checkpoint turns out not to fit
+        run.update_card(status="training", config=dataclasses.asdict(config))
     hooks: list[Callback] = []
     if config.unfreeze_after is not None:
         hooks.append(UnfreezeAfter(model, frozen, config.unfreeze_after))
@@ -351,6 +463,7 @@ def finetune(config: FinetuneConfig, *, callbacks: Sequence[Callback] = ()) -> F
             epochs=config.epochs,
             batch_size=config.batch_size,
             seed=config.seed,
+            resume=resume,
         )
         unfreeze(model, frozen)  # hooks off: the saved model behaves like any other
         metrics = job.finish(batch_size=BACKBONE_EVAL_BATCH)
