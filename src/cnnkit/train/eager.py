@@ -17,8 +17,8 @@ torch's own wrappers as soon as it is loaded (by ``torch.compile``, or anyone):
   torch's wrapper does for a non-differentiable optimizer), skipping the profiler record and
   the hook loop when no step hooks are registered.
 
-Measured (cnnkit.keras, one thread): the first optimizer built 1.96 s -> 0.00 s; per step
-``record_function`` + dynamo's graph-break calls, ~0.05 ms, gone.
+Measured (cProfile of the video lesson's listing under cnnkit.keras, one thread): building
+the first optimizer took 1.96 s (all of it ``import torch._dynamo``), now under 1 ms.
 """
 
 from __future__ import annotations
