@@ -60,9 +60,12 @@ def _until_compiler(method: Callable[..., Any]) -> Callable[..., Any]:
 def _patch_optimizer_methods() -> bool:
     """Fill torch's cache slot of the four wrapped methods (once per process); False when
     this torch does not wrap them as expected (then nothing is changed)."""
-    raws = [getattr(getattr(torch.optim.Optimizer, name), "__wrapped__", None) for name in _METHODS]
-    if any(raw is None for raw in raws):
-        return False
+    raws: list[Callable[..., Any]] = []
+    for name in _METHODS:
+        raw = getattr(getattr(torch.optim.Optimizer, name), "__wrapped__", None)
+        if raw is None:
+            return False
+        raws.append(raw)
     for raw in raws:
         if not hasattr(raw, _SLOT) and not _compiler_loaded():
             setattr(raw, _SLOT, _until_compiler(raw))
