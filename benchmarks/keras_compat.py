@@ -392,8 +392,15 @@ def main() -> None:
             "process: from starting Python to its exit, imports included; medians over the "
             "repeats); test accuracy: top-1 of `predict` on the 10,000 test images.\n\n" + table
         )
+        threads_said = (
+            f"each framework on {args.threads} thread(s)"
+            if args.threads
+            else "each framework with its default threads"
+        )
         write_section(
-            "keras_compat", "Keras 3 (TensorFlow) vs cnnkit.keras on the textbook listings", body
+            "keras_compat" + (f"_threads{args.threads}" if args.threads else ""),
+            f"Keras 3 (TensorFlow) vs cnnkit.keras on the textbook listings ({threads_said})",
+            body,
         )
 
 

@@ -34,5 +34,9 @@ def prefers_channels_last(model: torch.nn.Module, device: torch.device, reduced:
     """Whether ``model`` should run channels-last on ``device``: when it has 2-D convolutions
     and runs on a CPU (oneDNN), or in reduced precision (``reduced``) on a GPU — measured
     faster there, and not for fp32 convolutions on a GPU."""
-    has_conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-    return has_conv and (device.type == "cpu" or reduced)
+    return has_conv2d(model) and (device.type == "cpu" or reduced)
+
+
+def has_conv2d(model: torch.nn.Module) -> bool:
+    """Whether ``model`` holds a 2-D convolution."""
+    return any(isinstance(m, torch.nn.Conv2d) for m in model.modules())

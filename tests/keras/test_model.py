@@ -232,20 +232,30 @@ def test_mixed_precision_policy_chooses_the_precision(flat, monkeypatch) -> None
     (x, y), _ = flat
     seen = []
     import cnnkit.keras.network as network
-    import cnnkit.train.loop as loop
+    from cnnkit.train import precision as precision_module
 
-    def spy(name, device):
-        seen.append(name)
-        return real("fp32", device)
+    real = network.resolve_precision
 
-    real = loop.resolve_precision
-    monkeypatch.setattr(loop, "resolve_precision", spy)
+    def spy(name, device, model=None):
+        seen.append((name, model))
+        return real(name, device, model)
+
     monkeypatch.setattr(network, "resolve_precision", spy)
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
     model = dense_model()
     model.compile(optimizer="adam", loss="categorical_crossentropy")
     model.fit(x[:100], y[:100], verbose=0)
     model.predict(x[:10], verbose=0)
-    assert seen == ["auto", "auto"]  # the engine's choice, as `cnnkit train`, for fit and predict
+    # the engine's rule, given the model, for fit and predict: on a bf16 CPU, float32 for a
+    # model without convolutions (bf16 is slower there), bf16 for one with
+    assert seen == [("auto", model), ("auto", model)]
+    assert model.last_fit is not None and model.last_fit.training["precision"] == "fp32"
+    convnet = keras.Sequential(
+        [keras.Input((28, 28, 1)), layers.Conv2D(2, 3), layers.Flatten(), layers.Dense(10)]
+    )
+    convnet.compile(optimizer="adam", loss="categorical_crossentropy")
+    convnet.fit(x[:100].reshape(-1, 28, 28, 1), y[:100], verbose=0)
+    assert convnet.last_fit is not None and convnet.last_fit.training["precision"] == "bf16"
     for policy, name in (("float32", "fp32"), ("mixed_bfloat16", "bf16")):
         keras.mixed_precision.set_global_policy(policy)
         try:
@@ -253,9 +263,28 @@ def test_mixed_precision_policy_chooses_the_precision(flat, monkeypatch) -> None
             model.evaluate(x[:10], y[:10], verbose=0)
         finally:
             keras.mixed_precision.set_global_policy("auto")
-        assert seen[-2:] == [name, name]
+        assert [n for n, _ in seen[-2:]] == [name, name]
+        assert model.last_fit.training["precision"] == name
     with pytest.raises(ConfigError, match="mixed_bfloat16"):
         keras.mixed_precision.set_global_policy("float16")
+
+
+def test_fit_flushes_denormals_as_tensorflow_does(flat) -> None:
+    """Decayed optimizer state in the denormal range is slow on CPUs; TF flushes it to zero."""
+    (x, y), _ = flat
+    tiny = torch.tensor([1e-39])
+    seen = []
+
+    class Probe(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((tiny * 1.0).item())
+
+    model = dense_model()
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    model.fit(x[:100], y[:100], verbose=0, callbacks=[Probe()])
+    if torch.set_flush_denormal(False):  # a CPU that can flush them
+        assert seen == [0.0]
+    assert (tiny * 1.0).item() > 0  # and only while fit runs
 
 
 def test_the_readme_example_runs(digits, tmp_path) -> None:

@@ -1,10 +1,12 @@
 """``keras.mixed_precision``: the precision ``fit``, ``evaluate`` and ``predict`` compute in.
 
-By default cnnkit.keras makes the engine's choice, as ``cnnkit train`` does (``"auto"``):
-bf16 autocast where the hardware computes it natively (CPUs with AVX512-BF16 or AMX, CUDA
-GPUs with bf16), float32 elsewhere. Weights, gradients and optimizer state stay float32 in
-every mode; only matmuls and convolutions run in bf16. Keras's own default is float32:
-``set_global_policy("float32")`` gives exactly that (slower on such hardware).
+By default cnnkit.keras makes the engine's choice (``"auto"``, ``resolve_precision`` given
+the model): bf16 autocast where the hardware computes it natively (CPUs with AVX512-BF16 or
+AMX, CUDA GPUs with bf16), float32 elsewhere, and float32 on a CPU for models without
+convolutions (there bf16's casts cost more than they save). Weights, gradients and
+optimizer state stay float32 in every mode; only matmuls and convolutions run in bf16.
+Keras's own default is float32: ``set_global_policy("float32")`` gives exactly that (slower
+on such hardware).
 ``"mixed_bfloat16"`` asks for bf16 and ``"mixed_float16"`` for fp16 (CUDA GPUs, with loss
 scaling).
 """

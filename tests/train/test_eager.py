@@ -1,0 +1,100 @@
+"""Optimizers that step without torch's compiler; bf16 only where it pays; denormals flushed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from cnnkit.train import precision as precision_module
+from cnnkit.train.eager import build_eager
+from cnnkit.train.optim import make_optimizer
+from cnnkit.train.precision import flush_denormals, resolve_precision
+
+# A fresh interpreter: whether torch._dynamo gets imported can only be seen before anything
+# (this test process included) has imported it.
+FRESH = """
+import sys, torch
+from cnnkit.train.eager import build_eager
+from cnnkit.train.optim import make_optimizer
+
+def train(build, kind):
+    torch.manual_seed(0)
+    params = [nn_param(8, 5), nn_param(5)]
+    settings = {"lr": 0.05, **({"momentum": 0.9} if kind in ("sgd", "rmsprop") else {})}
+    optimizer = build(make_optimizer, kind, params, **settings)
+    grads = torch.Generator().manual_seed(1)
+    for _ in range(4):
+        for p in params:
+            # some entries without gradient: their decaying state is what the kernels see
+            p.grad = torch.randn(p.shape, generator=grads) * (p > 0)
+        optimizer.step()
+        optimizer.zero_grad()
+    optimizer.load_state_dict(optimizer.state_dict())
+    return [p.detach().clone() for p in params]
+
+def nn_param(*shape):
+    return torch.nn.Parameter(torch.randn(*shape))
+
+kinds = ["sgd", "adam", "adamw", "rmsprop", "adagrad"]
+ours = {kind: train(build_eager, kind) for kind in kinds}
+print("compiler after eager training:", "torch._dynamo" in sys.modules)
+theirs = {kind: train(lambda f, *a, **k: f(*a, **k), kind) for kind in kinds}
+print("compiler after torch's own step:", "torch._dynamo" in sys.modules)
+again = {kind: train(build_eager, kind) for kind in kinds}  # torch's wrappers now in charge
+for kind in kinds:
+    same = all(torch.equal(a, b) for a, b in zip(ours[kind], theirs[kind], strict=True))
+    still = all(torch.equal(a, b) for a, b in zip(again[kind], theirs[kind], strict=True))
+    print(kind, "equal:", same, still)
+"""
+
+
+def test_eager_optimizers_update_exactly_as_torch_without_importing_its_compiler() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(FRESH)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "compiler after eager training: False" in lines
+    assert "compiler after torch's own step: True" in lines  # torch's step does import it
+    for kind in ("sgd", "adam", "adamw", "rmsprop", "adagrad"):
+        assert f"{kind} equal: True True" in lines
+
+
+def test_eager_optimizer_still_runs_step_hooks() -> None:
+    weight = nn.Parameter(torch.ones(3))
+    optimizer = build_eager(make_optimizer, "sgd", [weight], lr=0.5)
+    calls = []
+    optimizer.register_step_pre_hook(lambda opt, args, kwargs: calls.append("pre"))
+    optimizer.register_step_post_hook(lambda opt, args, kwargs: calls.append("post"))
+    weight.grad = torch.ones(3)
+    optimizer.step()
+    assert calls == ["pre", "post"]
+    assert torch.equal(weight.detach(), torch.full((3,), 0.5))
+
+
+def test_auto_precision_keeps_fp32_for_models_without_convolutions(monkeypatch) -> None:
+    cpu = torch.device("cpu")
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10))
+    convnet = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.LazyLinear(10))
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("auto", cpu, mlp).name == "fp32"
+    assert resolve_precision("auto", cpu, convnet).name == "bf16"
+    assert resolve_precision("auto", cpu).name == "bf16"  # no model given: as before
+    assert resolve_precision("bf16", cpu, mlp).name == "bf16"  # asked for: given
+    monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("auto", cpu, convnet).name == "fp32"
+
+
+def test_flush_denormals_inside_the_context_only() -> None:
+    tiny = torch.tensor([1e-39])  # a float32 denormal
+    assert (tiny * 1.0).item() > 0
+    with flush_denormals():
+        if not torch.set_flush_denormal(True):
+            pytest.skip("this CPU cannot flush denormals")
+        assert (tiny * 1.0).item() == 0.0
+    assert (tiny * 1.0).item() > 0
