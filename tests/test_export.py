@@ -220,6 +220,28 @@ def test_an_int8_export_that_loses_accuracy_is_not_kept(trained, tmp_path, monke
     assert (target / "model.onnx").read_text() == "an earlier export"
 
 
+def test_a_graph_the_quantiser_cannot_take_is_one_clear_error(
+    trained, tmp_path, monkeypatch
+) -> None:
+    import onnxruntime.quantization
+
+    def refuses(*args, **kwargs):
+        raise ValueError("unsupported op type: CustomConv\nmore detail")
+
+    monkeypatch.setattr(onnxruntime.quantization, "quantize_static", refuses)
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "model.onnx").write_text("an earlier export")
+    with pytest.raises(ModelError) as caught:
+        export_run(trained, out=target, formats=["onnx"], samples=10, int8=True, calibration=16)
+    assert str(caught.value) == (
+        "onnxruntime cannot quantise the model to int8 (ValueError: unsupported op type: "
+        "CustomConv); export without --int8"
+    )
+    assert [p.name for p in target.iterdir()] == ["model.onnx"]  # the earlier export stays
+    assert (target / "model.onnx").read_text() == "an earlier export"
+
+
 def test_int8_requests_checked_first(trained) -> None:
     with pytest.raises(ConfigError, match="int8 export is an ONNX file"):
         export_run(trained, formats=["pt2"], int8=True)

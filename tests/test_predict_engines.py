@@ -93,3 +93,26 @@ def test_cli_predict_with_each_engine(exported_run, monkeypatch, capsys) -> None
         monkeypatch, capsys, "predict", str(exported_run.path), str(image), "--engine", "tpu"
     )
     assert code == 1 and stderr.strip().startswith("error: unknown engine 'tpu'")
+
+
+def test_without_onnxruntime_auto_falls_back_and_onnx_says_how_to_get_it(
+    exported_run, monkeypatch, capsys
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` fails
+    assert Predictor(exported_run, device="cpu").engine == "torch"
+    image = exported_run.path / "digit.png"
+    from PIL import Image
+
+    Image.fromarray(exported_run.load_data("test").images[0, 0].numpy()).save(image)
+    code, _, stderr = cli(
+        monkeypatch, capsys, "predict", str(exported_run.path), str(image), "--engine", "onnx"
+    )
+    assert code == 1 and "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
+    assert stderr.strip() == (
+        "error: running an ONNX file needs the export extra (onnxruntime is missing): "
+        "pip install 'cnnkit[export]'"
+    )
+    code, _, stderr = cli(monkeypatch, capsys, "predict", str(exported_run.path), str(image))
+    assert code == 0, stderr  # auto: the PyTorch model
