@@ -477,9 +477,8 @@ class KerasModel(base.Model):
                 from cnnkit.train.checkpoint import load_checkpoint
 
                 resume = load_checkpoint(callback.snapshot)
-        device = resolve_device("auto")
+        device = self._placed()
         optimizer = compiled.optimizer
-        self.to(device)
         torch_optimizer = optimizer.torch or optimizer.build(self.parameters())
         extra = {
             m.name: m.hits for m in compiled.metrics if not isinstance(m, keras_metrics.Accuracy)
@@ -584,8 +583,15 @@ class KerasModel(base.Model):
         )
         return outputs.numpy()
 
+    def _placed(self) -> torch.device:
+        """Move the model to the device ``auto`` names (a GPU when there is one), as Keras
+        places a model: fit, evaluate and predict run there, loaded models too."""
+        device = resolve_device("auto")
+        self.to(device)
+        return device
+
     def _predict_logits(self, images: torch.Tensor, batch_size: int | None) -> torch.Tensor:
-        device = next(self.parameters(), torch.empty(0)).device
+        device = self._placed()
         return predict_logits(
             _Logits(self),
             images,
