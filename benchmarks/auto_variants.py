@@ -57,6 +57,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "_augment_add": ["flip"],
         "model_options": {"tta_flip": True},
     },
+    "no-stop-steps-2x-width-64-flip-tta": {
+        "early_stopping": None,
+        "_epochs_x": 2,
+        "_augment_add": ["flip"],
+        "model_options": {"width": 64, "tta_flip": True},
+    },
 }
 
 
