@@ -36,7 +36,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, describe_machine, markdown_table, median, write_section
+from common import (
+    RESULTS,
+    describe_machine,
+    load_average,
+    markdown_table,
+    median,
+    write_section,
+)
 from PIL import Image
 
 from cnnkit.data.sources import load_dataset
@@ -208,21 +215,48 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--fresh", action="store_true", help="forget earlier chunks' results")
+    parser.add_argument(
+        "--forget",
+        action="store_true",
+        help="measure the chosen folders/methods/seeds again (e.g. after the auto setup changed)",
+    )
+    parser.add_argument(
+        "--table", action="store_true", help="train nothing: write the table of stored results"
+    )
     args = parser.parse_args()
 
     STORE.mkdir(parents=True, exist_ok=True)
     results = {} if args.fresh or not PARTIAL.exists() else json.loads(PARTIAL.read_text())
+    if args.forget:
+        chosen = {f"{n}/{m}/{s}" for n in args.folders for m in args.methods for s in args.seeds}
+        results = {key: value for key, value in results.items() if key not in chosen}
+    if not args.table:
+        measure(results, args.folders, args.methods, args.seeds)
+    write_section(
+        "folders",
+        "Your own folder: auto setup vs textbook default vs transfer",
+        report(results),
+    )
+    print(report(results).rsplit("\n\n", 1)[-1])
+    print(f"table written to {RESULTS}")
+
+
+def measure(
+    results: dict[str, dict], folders: list[str], methods: list[str], seeds: list[int]
+) -> None:
+    """Train each (folder, method, seed) not in ``results`` yet; store each as it finishes."""
     with tempfile.TemporaryDirectory() as runs:
-        for name in args.folders:
+        for name in folders:
             source = f"folder:{build(name)}"
-            for method in args.methods:
-                for seed in args.seeds:
+            for method in methods:
+                for seed in seeds:
                     if f"{name}/{method}/{seed}" in results:
-                        print(f"{name} {method} seed {seed}: measured before (--fresh forgets)")
+                        print(f"{name} {method} seed {seed}: measured before (--forget redoes)")
                         continue
-                    started = time.time()
+                    started, load = time.time(), load_average()
                     accuracy, seconds, setup = run_method(method, source, seed, runs)
                     entry = {"accuracy": accuracy, "seconds": seconds, "setup": setup}
+                    entry |= {"load": load, "when": time.strftime("%Y-%m-%d %H:%M")}
                     results[f"{name}/{method}/{seed}"] = entry
                     PARTIAL.write_text(json.dumps(results, indent=1))
                     print(
@@ -230,42 +264,51 @@ def main() -> None:
                         f"train {seconds:6.1f}s (wall {time.time() - started:.0f}s) {setup}",
                         flush=True,
                     )
-    write_section(
-        "folders",
-        "Your own folder: auto setup vs textbook default vs transfer",
-        report(results),
-    )
-    print(f"table written to {RESULTS}")
 
 
 def report(results: dict[str, dict]) -> str:
     rows = []
     for name in FOLDERS:
         cells: list[str] = [name]
-        best = {}
+        accuracy = {}
         for method in METHODS:
             runs = [v for k, v in results.items() if k.startswith(f"{name}/{method}/")]
             if not runs:
                 cells += ["not run", ""]
                 continue
-            best[method] = median([r["accuracy"] for r in runs]) * 100
+            accuracy[method] = median([r["accuracy"] for r in runs]) * 100
             cells += [
-                f"{best[method]:.1f}% [{len(runs)}]",
+                f"{accuracy[method]:.1f}% [{len(runs)}]",
                 f"{median([r['seconds'] for r in runs]):.0f} s",
             ]
-        others = [v for k, v in best.items() if k != "auto"]
-        cells.append(f"{best['auto'] - max(others):+.1f}" if "auto" in best and others else "")
+        auto, textbook = accuracy.get("auto"), accuracy.get("textbook")
+        others = [v for k, v in accuracy.items() if k != "auto"]
+        versus = auto is not None and textbook is not None
+        cells.append(f"{auto - textbook:+.1f}" if versus else "")
+        errors = (100 - auto) / (100 - textbook) if versus and textbook < 100 else None
+        cells.append(f"{errors:.2f}x" if errors is not None else "")
+        cells.append(f"{auto - max(others):+.1f}" if auto is not None and others else "")
         rows.append(cells)
-    headers = ["folder", "auto", "time", "textbook", "time", "transfer", "time", "auto - best"]
+    headers = ["folder", "auto", "time", "textbook", "time", "transfer", "time"]
+    headers += ["auto - textbook", "errors vs textbook", "auto - best other"]
+    loads = [float(r["load"].split(" / ")[0]) for r in results.values() if "load" in r]
+    quiet = (
+        f"Each run held the CPU lock (no other benchmark or test ran); the 1-minute load "
+        f"average at the start of a run was {min(loads):.1f}-{max(loads):.1f}. "
+        if loads
+        else ""
+    )
     return (
-        f"Machine (when the table was written): {describe_machine()}. The machine was shared "
-        "with other jobs while these ran, so the seconds are noisy (up to 8x for one run).\n\n"
+        f"Machine (when the table was written): {describe_machine()}. {quiet}Training "
+        "seconds still vary with what else the shared machine did.\n\n"
         "Each folder trained per seed by: the auto setup (`cnnkit train --data folder:PATH`), "
         "the textbook default (LeNet, 10 epochs, batch 100) and EfficientNet-Lite0 fine-tuning "
         "(frozen backbone, new head; input size and epochs from `choose_finetune`). Test "
         "accuracy on the folder's test/ images, median over the seeds (count in brackets); "
-        "training seconds, median. `./run python benchmarks/folders.py` "
-        "(in chunks: `--folders NAME --seeds 0 1 2`).\n\n" + markdown_table(headers, rows)
+        "training seconds, median; errors vs textbook: the auto setup's test errors as a "
+        "share of the textbook default's. `./run python benchmarks/folders.py` "
+        "(in chunks: `--folders NAME --seeds 0`; `--table` writes the table of what is "
+        "stored).\n\n" + markdown_table(headers, rows)
     )
 
 

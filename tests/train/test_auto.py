@@ -17,6 +17,7 @@ from cnnkit.train.auto import (
     MAX_EPOCHS,
     MIN_EPOCHS,
     MIN_STEPS,
+    MIN_VAL_TO_STOP,
     DataFacts,
     choose_finetune,
     choose_setup,
@@ -34,7 +35,7 @@ def facts(
     size: tuple[int, int] = (64, 64),
     channels: int = 3,
     resizable: bool = True,
-    has_val: bool = True,
+    val_images: int = 40,
 ) -> DataFacts:
     classes = tuple(f"c{i}" for i in range(len(per_class)))
     return DataFacts(
@@ -42,7 +43,7 @@ def facts(
         classes=classes,
         images_per_class=tuple(round(n / 0.7) for n in per_class),
         train_per_class=per_class,
-        has_val=has_val,
+        val_images=val_images,
         size=size,
         channels=channels,
         resizable=resizable,
@@ -53,18 +54,13 @@ def reasons(setup) -> dict[str, str]:
     return dict(setup.reasons)
 
 
-def test_small_colour_folder_gets_a_residual_net_enough_steps_flips_and_early_stopping() -> None:
+def test_small_colour_folder_gets_a_residual_net_enough_steps_and_flips() -> None:
     setup = choose_setup(facts())
     s = setup.settings
     assert s["model"] == "fastnet" and "data" not in s  # 64x64 is within the cap
     steps = -(-340 // s["batch_size"])
     assert s["epochs"] * steps >= MIN_STEPS and s["epochs"] <= MAX_EPOCHS
     assert s["augment"][0] == "flip" and s["augment"][1].startswith("translate")
-    assert s["early_stopping"] == {
-        "monitor": "val_loss",
-        "patience": s["early_stopping"]["patience"],
-        "restore_best_weights": True,
-    }
     assert "class_weight" not in s
     said = reasons(setup)
     assert (
@@ -112,10 +108,22 @@ def test_epochs_follow_the_number_of_steps_within_bounds() -> None:
     assert middle.settings["epochs"] == -(-MIN_STEPS // 32)
 
 
-def test_without_validation_there_is_no_early_stopping() -> None:
-    setup = choose_setup(facts(has_val=False))
-    assert "early_stopping" not in setup.settings
-    assert "no validation split" in reasons(setup)["stopping"]
+def test_early_stopping_only_on_a_validation_split_large_enough_to_tell_epochs_apart() -> None:
+    large = choose_setup(facts((2000,) * 5, val_images=MIN_VAL_TO_STOP))
+    stopping = large.settings["early_stopping"]
+    assert stopping == {"monitor": "val_loss", "patience": 5, "restore_best_weights": True}
+    assert "after 5 epochs without a better val_loss" in reasons(large)["stopping"]
+    # 50 validation images: one image is 2 points, noise that would stop a one-cycle run
+    # half-way at a high learning rate; the schedule runs to its end instead
+    small = choose_setup(facts(val_images=50))
+    assert "early_stopping" not in small.settings
+    assert (
+        "50 validation images are too few to stop on (one image is 2 points"
+        in (reasons(small)["stopping"])
+    )
+    none = choose_setup(facts(val_images=0))
+    assert "early_stopping" not in none.settings
+    assert "no validation split" in reasons(none)["stopping"]
 
 
 def test_classes_too_small_to_split_are_refused_by_name() -> None:
@@ -124,7 +132,7 @@ def test_classes_too_small_to_split_are_refused_by_name() -> None:
         classes=("cat", "dog", "emu"),
         images_per_class=(40, 1, 2),
         train_per_class=(28, 1, 1),
-        has_val=True,
+        val_images=3,
         size=(32, 32),
         channels=3,
     )
@@ -182,7 +190,7 @@ def test_auto_config_reads_the_folder_and_lets_given_options_win(tmp_path) -> No
     folder = write_folder(tmp_path / "pics", {"red": 30, "green": 10})
     found = read_facts(f"folder:{folder}")
     assert found.images_per_class == (10, 30)  # classes sorted: green, red
-    assert sum(found.train_per_class) < 40 and found.has_val and found.channels == 3
+    assert sum(found.train_per_class) < 40 and found.val_images > 0 and found.channels == 3
     config, setup, overridden = auto_config({"data": f"folder:{folder}", "epochs": 3})
     assert config.epochs == 3 and overridden == ["epochs"]
     assert config.model == "fastnet" and config.recipe == "auto"

@@ -5,8 +5,9 @@ source) trains what suits a few hundred or thousand pictures instead of MNIST's 
 LeNet: a small residual BatchNorm net (``fastnet``) at a capped resolution, enough epochs for
 a minimum number of optimizer steps, one-cycle Adam with label smoothing, flip/translate
 augmentation where the pictures allow it, early stopping on validation with the best weights
-restored, and weighted cross-entropy when the classes are imbalanced. Every choice comes with
-its reason; any option the user gives wins over the choice.
+restored when the validation split is large enough to tell epochs apart, and weighted
+cross-entropy when the classes are imbalanced. Every choice comes with its reason; any option
+the user gives wins over the choice.
 
 :func:`choose_setup` and :func:`choose_finetune` are pure: data facts (:class:`DataFacts`) in,
 settings and reasons out, so they are tested without training. :func:`read_facts` reads the
@@ -32,7 +33,11 @@ AUTO = "auto"  # the recipe name: cnnkit train --recipe auto
 MIN_PER_CLASS = 3  # images a class needs: one each for training, validation and test
 MAX_SIDE = 64  # longest side the auto setup trains at (a folder of larger pictures is shrunk)
 MIN_SIDE = 16  # shortest side: fastnet's three 2x2 pools leave 2x2 (BatchNorm needs > 1 value)
-MIN_STEPS = 500  # optimizer steps the auto setup trains for, at least
+MIN_STEPS = 1000  # optimizer steps the auto setup trains for, at least
+# a validation split smaller than this is too noisy to stop on (at 1,000 images one image is
+# 0.1 points; at 50 it is 2): the one-cycle schedule then runs to its end and the last
+# weights are kept (benchmarks/auto_variants.py: no-stop-steps-2x)
+MIN_VAL_TO_STOP = 1000
 MIN_EPOCHS = 10
 MAX_EPOCHS = 100
 FINETUNE_HINT_PER_CLASS = 100  # colour folders with fewer training images per class than this
@@ -49,7 +54,7 @@ class DataFacts:
         classes: class names.
         images_per_class: images of each class in the whole source (all parts).
         train_per_class: images of each class in the training split that will be used.
-        has_val: whether there is a validation split (for early stopping).
+        val_images: images in the validation split (0: none), for early stopping.
         size: ``(height, width)`` the images are read at.
         channels: 1 (grey) or 3 (colour).
         distinct_sizes: how many different sizes the files had (folders; 1 otherwise).
@@ -61,7 +66,7 @@ class DataFacts:
     classes: tuple[str, ...]
     images_per_class: tuple[int, ...]
     train_per_class: tuple[int, ...]
-    has_val: bool
+    val_images: int
     size: tuple[int, int]
     channels: int
     distinct_sizes: int = 1
@@ -198,7 +203,7 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
         ("optimizer", "Adam, one-cycle schedule peaking at lr 0.005, label smoothing 0.1"),
     ]
 
-    if facts.has_val:
+    if facts.val_images >= MIN_VAL_TO_STOP:
         patience = max(5, epochs // 4)
         settings["early_stopping"] = {
             "monitor": "val_loss",
@@ -207,6 +212,15 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
         }
         reasons.append(
             ("stopping", f"after {patience} epochs without a better val_loss; best weights kept")
+        )
+    elif facts.val_images:
+        reasons.append(
+            (
+                "stopping",
+                f"none: {facts.val_images} validation images are too few to stop on (one image "
+                f"is {100 / facts.val_images:.2g} points; early stopping from "
+                f"{MIN_VAL_TO_STOP:,}); the schedule runs to its end, the last weights are kept",
+            )
         )
     else:
         reasons.append(("stopping", "none: there is no validation split"))
@@ -322,7 +336,7 @@ def read_facts(
         classes=classes,
         images_per_class=images_per_class,
         train_per_class=tuple(splits.train.class_counts()),
-        has_val=splits.val is not None and len(splits.val) > 0,
+        val_images=len(splits.val) if splits.val is not None else 0,
         size=(height, width),
         channels=channels,
         distinct_sizes=len(data.report.sizes) if data.report is not None else 1,
