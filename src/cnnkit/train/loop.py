@@ -4,8 +4,7 @@ In-memory data lives on the training device as one uint8 tensor; each epoch draw
 permutation and cuts batches by indexing it (no per-sample Python, no DataLoader). Streaming
 sources yield batches through the same :class:`~cnnkit.train.batches.BatchSource` interface.
 Matmuls and convolutions run in bf16/fp16 where the device supports it (weights stay fp32);
-running metrics stay on the device, so nothing waits for it during an epoch. On a CPU,
-denormal floats are flushed to zero while training (see :func:`flushing_denormals`). Everything
+running metrics stay on the device, so nothing waits for it during an epoch. Everything
 else — progress, history, stopping, checkpoints — happens in callbacks.
 """
 
@@ -28,6 +27,7 @@ from cnnkit.data.preprocess import Preprocessing
 from cnnkit.devices import prefers_channels_last
 from cnnkit.errors import ConfigError, TrainingInterrupted
 from cnnkit.models.forward import predict_logits
+from cnnkit.openmp import flushes_denormals
 from cnnkit.train.batches import (
     BatchSource,
     LabelledTensors,
@@ -227,7 +227,7 @@ def fit(
             "channels_last": channels_last,
             "compiled": compile,
             "world_size": shards,
-            "flush_denormal": device.type == "cpu",
+            "flush_denormal": flushes_denormals() if device.type == "cpu" else None,
         },
     )
     state.setup = {
@@ -257,10 +257,7 @@ def fit(
 
     callback_list.on_train_begin()
     try:
-        with (
-            _ctrl_c_flag(enabled=distributed is None) as interrupted,
-            flushing_denormals(enabled=device.type == "cpu"),
-        ):
+        with _ctrl_c_flag(enabled=distributed is None) as interrupted:
             for epoch in range(position.epoch, epochs):
                 state.epoch = epoch
                 callback_list.on_epoch_begin(epoch)
@@ -428,34 +425,6 @@ def _validate(
     logs = {"val_loss": loss_total / count, "val_accuracy": correct / count}
     logs.update({f"val_{m}": h / count for m, h in zip(metrics, hit_totals, strict=True)})
     return logs
-
-
-def flushes_denormals() -> bool:
-    """Whether this thread's CPU flushes denormal floats to zero (probed: 1e-30 * 1e-10)."""
-    return bool((torch.tensor([1e-30]) * 1e-10).item() == 0.0)
-
-
-@contextlib.contextmanager
-def flushing_denormals(*, enabled: bool = True) -> Iterator[None]:
-    """While active, the CPU treats denormal floats (below 1.2e-38) as zero; afterwards the
-    setting is what it was.
-
-    Adam's moment estimates for weights whose gradient stays zero (dead ReLU units, inputs that
-    are always zero) decay geometrically into the denormal range within a few hundred steps,
-    and arithmetic on denormals is microcoded on x86: measured on the textbook LeNet, 0.7M
-    of its 6.5M moments were denormal from the 2nd epoch and epochs took 21-24 s instead of
-    16 s; the fused Adam step on such a state took 78 ms instead of 1.5 ms. Flushing changes
-    no figure a float32 or bfloat16 model can show (benchmarks/lenet_speed.py).
-    """
-    if not enabled:
-        yield
-        return
-    previous = flushes_denormals()
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(previous)
 
 
 @contextlib.contextmanager
