@@ -11,7 +11,11 @@ Compares, in one run on one machine:
   fused Adam);
 - ``cnnkit auto``: ``fit`` with its default precision for this device (bf16 autocast and
   channels_last where the CPU computes bf16 natively) — what ``cnnkit train`` runs;
+- ``cnnkit auto, threads spinning``: the same with libgomp's default (spinning) idle threads;
 - ``cnnkit auto+compile`` (with ``--compile``): the same through ``torch.compile``.
+
+Each variant runs in a fresh process; the cnnkit ones with the settings the ``cnnkit``
+command makes at start (:mod:`cnnkit.openmp`), the plain-PyTorch ones with torch's defaults.
 
 Each row gives the median seconds per epoch over all measured epochs (``--steps N`` times
 N steps and scales to the full 550-step epoch), the time against the hand-tuned loop's and
@@ -29,6 +33,10 @@ in the default precision and compares test accuracy.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,6 +51,7 @@ from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import load_dataset
 from cnnkit.models.registry import build_model
+from cnnkit.openmp import USER_CHOICES, flush_denormals
 from cnnkit.train.job import TrainConfig, run_training
 from cnnkit.train.loop import fit
 from cnnkit.train.precision import resolve_precision
@@ -161,6 +170,7 @@ def cnnkit_epochs(precision: str, compile: bool = False) -> Callable[..., list[f
             precision=precision,
             compile=compile,
             seed=seed,
+            verbose=0,
         )
         return [row["time"] for row in history]
 
@@ -188,6 +198,41 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 7) -> float:
         a @ b
         times.append(time.perf_counter() - started)
     return 2 * n**3 / median(times) / 1e9
+
+
+def in_fresh_process(variant: str, steps: int, epochs: int, seed: int) -> list[float]:
+    """Seconds per epoch of ``variant``, measured in a new process: the cnnkit variants with
+    the settings the ``cnnkit`` command makes before torch starts (sleeping OpenMP threads,
+    unless ``-spin``; denormals flushed to zero), the plain-PyTorch loops with torch's
+    defaults."""
+    env = {k: v for k, v in os.environ.items() if k not in USER_CHOICES}
+    if variant.startswith("cnnkit") and not variant.endswith("-spin"):
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+    command = [sys.executable, __file__, "--variant", variant, "--steps", str(steps)]
+    command += ["--epochs", str(epochs), "--seed", str(seed)]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return [float(t) for t in json.loads(result.stdout.strip().splitlines()[-1])]
+
+
+def measure_variant(variant: str, steps: int, epochs: int, seed: int) -> list[float]:
+    """The child's side of :func:`in_fresh_process` (unscaled seconds per epoch)."""
+    if variant.startswith("cnnkit"):
+        flush_denormals()  # as the command does, before torch starts its threads
+    splits = load_dataset("mnist", seed=seed)
+    train, pre = splits.train, Preprocessing.from_dataset(splits.train)
+    steps = min(steps, FULL_STEPS)
+    if variant == "idiomatic":
+        return [epoch_idiomatic(train, pre, steps, seed + i) for i in range(epochs)]
+    if variant == "hand-tuned":
+        auto = resolve_precision("auto", torch.device("cpu")).name
+        return epochs_hand_tuned(
+            train, pre, steps, torch.device("cpu"), epochs, dtype=DTYPES[auto], seed=seed
+        )
+    if variant == "cnnkit-fp32":
+        return cnnkit_epochs("fp32")(train, pre, steps, seed, epochs)
+    if variant == "cnnkit-auto-compile":  # the first epoch pays for compilation
+        return cnnkit_epochs("auto", True)(train, pre, steps, seed, epochs + 1)[1:]
+    return cnnkit_epochs("auto")(train, pre, steps, seed, epochs)
 
 
 def parity(seed: int) -> list[list[str]]:
@@ -218,8 +263,12 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile")
     parser.add_argument("--parity", action="store_true", help="also run the 10-epoch job twice")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.variant:  # a child process: measure one variant, print its epoch times
+        print(json.dumps(measure_variant(args.variant, args.steps, args.epochs, args.seed)))
+        return
     machine = describe_machine()
     print(machine, flush=True)
     splits = load_dataset("mnist", seed=args.seed)
@@ -230,32 +279,23 @@ def main() -> None:
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     flops_epoch = flops_per_step(train, pre) * FULL_STEPS
 
-    cpu = torch.device("cpu")
-    hand_tuned = f"hand-tuned PyTorch ({auto})"
-    variants: dict[str, Callable[..., list[float]]] = {
-        "pytorch-idiomatic (fp32)": lambda *a: [
-            epoch_idiomatic(train, pre, steps, args.seed + i) for i in range(args.epochs)
-        ],
-        hand_tuned: lambda *a: epochs_hand_tuned(
-            train, pre, steps, cpu, args.epochs, dtype=DTYPES[auto], seed=args.seed
-        ),
-        "cnnkit fp32": lambda *a: cnnkit_epochs("fp32")(train, pre, steps, args.seed, args.epochs),
-        f"cnnkit auto ({auto})": lambda *a: cnnkit_epochs("auto")(
-            train, pre, steps, args.seed, args.epochs
-        ),
+    names = {
+        "idiomatic": "pytorch-idiomatic (fp32)",
+        "hand-tuned": f"hand-tuned PyTorch ({auto})",
+        "cnnkit-fp32": "cnnkit fp32",
+        "cnnkit-auto": f"cnnkit auto ({auto})",
+        "cnnkit-auto-spin": f"cnnkit auto ({auto}), threads spinning",
     }
     if args.compile:
-        variants[f"cnnkit auto ({auto}) + compile"] = lambda *a: cnnkit_epochs("auto", True)(
-            train, pre, steps, args.seed, args.epochs + 1
-        )[1:]  # the first epoch pays for compilation
+        names["cnnkit-auto-compile"] = f"cnnkit auto ({auto}) + compile"
     seconds: dict[str, float] = {}
     epochs: dict[str, list[float]] = {}
-    for name, measure in variants.items():
-        epochs[name] = [t * scale for t in measure()]
+    for variant, name in names.items():
+        epochs[name] = [t * scale for t in in_fresh_process(variant, steps, args.epochs, args.seed)]
         seconds[name] = median(epochs[name])
         print(f"{name:34s} {seconds[name]:6.1f} s/epoch  {epochs[name]}", flush=True)
 
-    reference = seconds[hand_tuned]
+    reference = seconds[names["hand-tuned"]]
     rows = []
     for name, value in seconds.items():
         dtype = "bf16" if "bf16" in name else "fp32"
