@@ -122,7 +122,7 @@ def epochs_hand_tuned(
     """The fastest plain-PyTorch loop: resident data, ``dtype`` autocast (None: fp32),
     channels_last, fused Adam. ``on_epoch(model)`` runs after each epoch, outside the time."""
     torch.manual_seed(seed)
-    model = idiomatic_lenet().to(device, memory_format=torch.channels_last)
+    model = idiomatic_lenet().to(device, memory_format=torch.channels_last)  # type: ignore[call-overload]
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
     images, labels = train.images.to(device), train.labels.to(device)
     mean = torch.tensor(pre.mean, device=device).view(1, -1, 1, 1)

@@ -89,17 +89,12 @@ def run_peer(seeds: list[int], epochs: int) -> tuple[list[str], float, float | N
     curves, finals, totals, two_epochs = [], [], [], []
     for seed in seeds:
         accuracies: list[float] = []
+
+        def evaluate(model: torch.nn.Module, out: list[float] = accuracies) -> None:
+            out.append(loss_and_accuracy(model, splits.test, preprocessing=pre)["accuracy"])
+
         times = epochs_hand_tuned(
-            splits.train,
-            pre,
-            FULL_STEPS,
-            cpu,
-            epochs,
-            dtype=dtype,
-            seed=seed,
-            on_epoch=lambda model, out=accuracies: out.append(  # type: ignore[misc]
-                loss_and_accuracy(model, splits.test, preprocessing=pre)["accuracy"]
-            ),
+            splits.train, pre, FULL_STEPS, cpu, epochs, dtype=dtype, seed=seed, on_epoch=evaluate
         )
         curves.append(list(zip(accumulate(times), accuracies, strict=True)))
         finals.append(accuracies[-1])
