@@ -25,7 +25,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from common import describe_machine, load_average, markdown_table, median, write_section
-from lenet_speed import BATCH, FULL_STEPS, PerSample, flops_per_step, idiomatic_lenet
+from lenet_speed import (
+    BATCH,
+    FULL_STEPS,
+    PerSample,
+    epochs_hand_tuned,
+    flops_per_step,
+    idiomatic_lenet,
+    synchronize,
+)
 from time_to_accuracy import run_recipe
 
 from cnnkit.data.dataset import Dataset
@@ -33,11 +41,6 @@ from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import load_dataset
 from cnnkit.models.registry import build_model
 from cnnkit.train.loop import fit
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 10) -> float:
@@ -72,35 +75,6 @@ def epoch_idiomatic(train: Dataset, pre: Preprocessing, steps: int, device: torc
         optimizer.step()
     synchronize(device)
     return time.perf_counter() - started
-
-
-def epochs_hand_tuned(
-    train: Dataset, pre: Preprocessing, steps: int, device: torch.device, epochs: int
-) -> list[float]:
-    """The fastest plain-PyTorch loop: resident data, bf16 autocast, channels_last, fused Adam."""
-    model = idiomatic_lenet().to(device, memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    images, labels = train.images.to(device), train.labels.to(device)
-    mean = torch.tensor(pre.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(pre.std, device=device).view(1, -1, 1, 1)
-    times = []
-    for _ in range(epochs):
-        synchronize(device)
-        started = time.perf_counter()
-        order = torch.randperm(len(labels), device=device)
-        for step in range(steps):
-            index = order[step * BATCH : (step + 1) * BATCH]
-            inputs = (images[index].float() / 255.0 - mean) / std
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16):
-                logits = model(inputs)
-            loss = F.cross_entropy(logits.float(), labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        loss.item()  # the epoch ends when the GPU is done
-        times.append(time.perf_counter() - started)
-    return times
 
 
 def epochs_cnnkit(

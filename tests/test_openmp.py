@@ -59,3 +59,32 @@ def test_too_late_once_torch_is_imported() -> None:
 def test_importing_the_library_changes_nothing() -> None:
     code = "import json, os, cnnkit.openmp\nprint(json.dumps([os.environ.get('OMP_WAIT_POLICY')]))"
     assert probe({}, code) == [None]
+
+
+FLUSHING = """
+import json
+{start}
+import torch
+from cnnkit.openmp import flushes_denormals
+torch.randn(1 << 22).sum()  # torch's threads are running from here
+print(json.dumps([flushes_denormals()]))
+"""
+
+
+def test_the_commands_threads_flush_denormals_to_zero() -> None:
+    # every thread, not just the main one: the parallel probe fails if one keeps denormals
+    command = "import sys\nfrom cnnkit.cli.main import main\nsys.argv = ['cnnkit', 'models']\n"
+    command += "try:\n    main()\nexcept SystemExit:\n    pass"
+    assert probe({}, FLUSHING.format(start=command)) == [True]
+
+
+def test_the_library_leaves_denormals_alone() -> None:
+    # nor does calling the command's main() from Python with a list of arguments
+    calling = "from cnnkit.cli.main import main\ntry:\n    main(['models'])\n"
+    calling += "except SystemExit:\n    pass"
+    assert probe({}, FLUSHING.format(start=calling)) == [False]
+
+
+def test_flushing_set_after_the_threads_started_is_not_reported_as_flushing() -> None:
+    late = "import torch\ntorch.randn(1 << 22).sum()\ntorch.set_flush_denormal(True)"
+    assert probe({}, FLUSHING.format(start=late)) == [False]

@@ -13,6 +13,7 @@ from cnnkit.errors import ConfigError, RunError
 from cnnkit.evaluate.evaluation import evaluate_run, evaluate_split
 from cnnkit.models.forward import loss_and_accuracy
 from cnnkit.models.registry import build_model
+from cnnkit.openmp import flushes_denormals
 from cnnkit.run import Run
 from cnnkit.train.callbacks import Callback
 from cnnkit.train.job import TrainConfig, run_training
@@ -89,6 +90,18 @@ def test_callbacks_see_every_batch_and_can_stop_training(small) -> None:
         callbacks=[cb],
     )
     assert len(history) == 1 and cb.batches == 3 and cb.events == ["begin", "epoch0", "end"]
+
+
+def test_fit_records_whether_the_cpu_threads_flush_denormals(small) -> None:
+    train, _, pre = small
+    history = fit(
+        build_model("fastnet_tiny"),
+        train=train.subset(range(200)),
+        preprocessing=pre,
+        epochs=1,
+        verbose=0,
+    )
+    assert history.training["flush_denormal"] is flushes_denormals()
 
 
 def test_fit_rejects_bad_arguments(small) -> None:

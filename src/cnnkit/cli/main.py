@@ -39,6 +39,7 @@ from cnnkit.cli import (
 )
 from cnnkit.cli.console import err
 from cnnkit.errors import CnnkitError, did_you_mean
+from cnnkit.openmp import flush_denormals
 
 app = typer.Typer(
     name="cnnkit",
@@ -170,7 +171,13 @@ def main(argv: list[str] | None = None) -> None:
     Usage errors become one line and exit code 2; cnnkit's own errors (a bad value, a
     missing file) one red line and exit code 1. A bare ``cnnkit`` (or ``cnnkit data``)
     prints its help and exits 0, as ``git`` prints its help when given nothing.
+
+    Run as the command (``argv`` None: the arguments come from ``sys.argv``), it first has
+    torch's CPU threads flush denormal floats to zero (:mod:`cnnkit.openmp`); called from
+    Python with a list, it leaves the process's floating-point settings alone.
     """
+    if argv is None:
+        flush_denormals()  # before torch starts its threads, which inherit the setting
     command = typer.main.get_command(app)
     _set_metavars(command, app)
     args = sys.argv[1:] if argv is None else list(argv)

@@ -27,6 +27,7 @@ from cnnkit.data.preprocess import Preprocessing
 from cnnkit.devices import prefers_channels_last
 from cnnkit.errors import ConfigError, TrainingInterrupted
 from cnnkit.models.forward import predict_logits
+from cnnkit.openmp import flushes_denormals
 from cnnkit.train.batches import (
     BatchSource,
     LabelledTensors,
@@ -226,6 +227,7 @@ def fit(
             "channels_last": channels_last,
             "compiled": compile,
             "world_size": shards,
+            "flush_denormal": flushes_denormals() if device.type == "cpu" else None,
         },
     )
     state.setup = {
