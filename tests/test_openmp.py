@@ -88,3 +88,20 @@ def test_the_library_leaves_denormals_alone() -> None:
 def test_flushing_set_after_the_threads_started_is_not_reported_as_flushing() -> None:
     late = "import torch\ntorch.randn(1 << 22).sum()\ntorch.set_flush_denormal(True)"
     assert probe({}, FLUSHING.format(start=late)) == [False]
+
+
+def test_denormals_flushed_inside_the_context_only() -> None:
+    import torch
+
+    from cnnkit.openmp import denormals_flushed
+
+    tiny = torch.tensor([1e-39])  # a float32 denormal
+    if not torch.set_flush_denormal(False):  # as a fresh process starts (tests may call main)
+        pytest.skip("this CPU cannot flush denormals")
+    assert (tiny * 1.0).item() > 0
+    with denormals_flushed():
+        assert (tiny * 1.0).item() == 0.0
+        with denormals_flushed():
+            pass
+        assert (tiny * 1.0).item() == 0.0  # an inner context keeps the outer's setting
+    assert (tiny * 1.0).item() > 0

@@ -19,12 +19,18 @@ instead of 16 s (benchmarks/lenet_speed.py). The command therefore flushes them 
 (``torch.set_flush_denormal``) before torch starts its threads: the setting is per thread,
 threads inherit it when they start, and ones already running keep theirs. Flushing changes
 no result a float32 or bfloat16 model can show (same accuracy to 4 digits on LeNet).
+
+``fit`` itself flushes them while it trains on a CPU (:func:`denormals_flushed`, as TensorFlow
+does): in a notebook or script that reaches the calling thread and threads started during
+training, and the setting found on entry is put back afterwards.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 
 USER_CHOICES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 
@@ -61,3 +67,32 @@ def flushes_denormals() -> bool:
 
     tiny = torch.full((torch.get_num_threads() * 65536,), 1e-30)
     return bool(((tiny * 1e-10) == 0).all())
+
+
+@contextlib.contextmanager
+def denormals_flushed(*, enabled: bool = True) -> Iterator[None]:
+    """A context in which this thread (and threads started inside it) flushes denormal
+    floats to zero; on exit the thread's setting is what it was on entry.
+
+    Measured (cnnkit.keras, the video lesson's MLPs, Adam): steps took 2 ms in the first
+    epoch and 4-5 ms from the second on, as the decayed moments reached the denormal range;
+    flushed, every epoch runs at 2 ms.
+    """
+    import torch
+
+    if not enabled:
+        yield
+        return
+    was = _this_thread_flushes()
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if supported and not was:
+            torch.set_flush_denormal(False)
+
+
+def _this_thread_flushes() -> bool:
+    import torch
+
+    return bool((torch.tensor([1e-39]) * 1.0).item() == 0.0)  # 1e-39: a float32 denormal

@@ -1,4 +1,4 @@
-"""Optimizers that step without torch's compiler; bf16 only where it pays; denormals flushed."""
+"""Optimizers that step without torch's compiler; bf16 only where it pays."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 import torch
 from torch import nn
 
 from cnnkit.train import precision as precision_module
 from cnnkit.train.eager import build_eager
 from cnnkit.train.optim import make_optimizer
-from cnnkit.train.precision import flush_denormals, resolve_precision
+from cnnkit.train.precision import resolve_precision
 
 # A fresh interpreter: whether torch._dynamo gets imported can only be seen before anything
 # (this test process included) has imported it.
@@ -88,13 +87,3 @@ def test_auto_precision_keeps_fp32_for_models_without_convolutions(monkeypatch) 
     assert resolve_precision("bf16", cpu, mlp).name == "bf16"  # asked for: given
     monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda: False)
     assert resolve_precision("auto", cpu, convnet).name == "fp32"
-
-
-def test_flush_denormals_inside_the_context_only() -> None:
-    tiny = torch.tensor([1e-39])  # a float32 denormal
-    assert (tiny * 1.0).item() > 0
-    with flush_denormals():
-        if not torch.set_flush_denormal(True):
-            pytest.skip("this CPU cannot flush denormals")
-        assert (tiny * 1.0).item() == 0.0
-    assert (tiny * 1.0).item() > 0

@@ -104,6 +104,29 @@ def test_fit_records_whether_the_cpu_threads_flush_denormals(small) -> None:
     assert history.training["flush_denormal"] is flushes_denormals()
 
 
+def test_fit_flushes_denormals_while_it_trains_on_a_cpu(small) -> None:
+    """Adam's decayed moments reach the denormal range, where a CPU is many times slower."""
+    train, _, pre = small
+    tiny, seen = torch.tensor([1e-39]), []
+    flushes = torch.set_flush_denormal(False)  # as a fresh process starts (tests may call main)
+
+    class Probe(Callback):
+        def on_epoch_end(self, epoch, logs) -> None:
+            seen.append((tiny * 1.0).item())
+
+    fit(
+        build_model("fastnet_tiny"),
+        train=train.subset(range(200)),
+        preprocessing=pre,
+        epochs=1,
+        verbose=0,
+        callbacks=[Probe()],
+    )
+    if flushes:  # a CPU that can flush them
+        assert seen == [0.0]
+    assert (tiny * 1.0).item() > 0  # and only while fit runs
+
+
 def test_fit_rejects_bad_arguments(small) -> None:
     train, _, pre = small
     with pytest.raises(ConfigError, match="must be positive"):

@@ -49,7 +49,7 @@ from cnnkit.models.forward import predict_logits
 from cnnkit.train import callbacks as engine_callbacks
 from cnnkit.train.batches import TensorBatches
 from cnnkit.train.callbacks import Logs, TrainState
-from cnnkit.train.precision import flush_denormals, resolve_precision
+from cnnkit.train.precision import resolve_precision
 
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")  # fused into the loss when they end a model
 # images per forward pass of evaluate/predict without batch_size= (Keras's default is 32):
@@ -487,24 +487,23 @@ class KerasModel(base.Model):
 
         started = time.time()
         try:
-            with flush_denormals():  # as TensorFlow: decayed optimizer state stays fast
-                result = engine_fit(
-                    _Logits(self),
-                    train=TensorBatches(Arrays(images, labels), device, shuffle=shuffle),
-                    val=val,
-                    preprocessing=as_float32,
-                    optimizer=torch_optimizer,
-                    loss=loss.engine_fn(self._output_activation, class_weight),
-                    epochs=epochs - initial_epoch,
-                    batch_size=batch_size or 32,
-                    callbacks=hooks,
-                    device=device,
-                    precision=resolve_precision(mixed_precision.precision(), device, self).name,
-                    seed=int(torch.randint(0, 2**31 - 1, ()).item()),
-                    metrics=extra,
-                    resume=resume,
-                    verbose=0,  # the progress is KerasProgress's, in Keras's words
-                )
+            result = engine_fit(
+                _Logits(self),
+                train=TensorBatches(Arrays(images, labels), device, shuffle=shuffle),
+                val=val,
+                preprocessing=as_float32,
+                optimizer=torch_optimizer,
+                loss=loss.engine_fn(self._output_activation, class_weight),
+                epochs=epochs - initial_epoch,
+                batch_size=batch_size or 32,
+                callbacks=hooks,
+                device=device,
+                precision=resolve_precision(mixed_precision.precision(), device, self).name,
+                seed=int(torch.randint(0, 2**31 - 1, ()).item()),
+                metrics=extra,
+                resume=resume,
+                verbose=0,  # the progress is KerasProgress's, in Keras's words
+            )
         finally:
             state, self._fit_state = self._fit_state, None
             optimizer.lr_scale_of = None

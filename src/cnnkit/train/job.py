@@ -254,7 +254,7 @@ def _train(
                     SplitSettings(config.seed, config.val_size, config.test_size, config.group_by),
                     from_split_file=config.split_file,
                 ),
-                training={"precision": resolve_precision(config.precision, device).name},
+                training={"precision": resolve_precision(config.precision, device, model).name},
             )
         elif is_main:
             job.before = run.card  # put back if the checkpoint turns out not to fit

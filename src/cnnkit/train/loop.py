@@ -27,7 +27,7 @@ from cnnkit.data.preprocess import Preprocessing
 from cnnkit.devices import prefers_channels_last
 from cnnkit.errors import ConfigError, TrainingInterrupted
 from cnnkit.models.forward import predict_logits
-from cnnkit.openmp import flushes_denormals
+from cnnkit.openmp import denormals_flushed, flushes_denormals
 from cnnkit.train.batches import (
     BatchSource,
     LabelledTensors,
@@ -175,7 +175,7 @@ def fit(
     if verbose not in (0, 1, 2):
         raise ConfigError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     device = torch.device(device)
-    amp = resolve_precision(precision, device)
+    amp = resolve_precision(precision, device, model)  # bf16 only where it pays
     source = batch_source(train, device) if isinstance(train, Dataset) else train
     shard, shards = (distributed.rank, distributed.world_size) if distributed else (0, 1)
     if source.num_samples < shards or source.num_samples == 0:
@@ -257,7 +257,10 @@ def fit(
 
     callback_list.on_train_begin()
     try:
-        with _ctrl_c_flag(enabled=distributed is None) as interrupted:
+        with (
+            _ctrl_c_flag(enabled=distributed is None) as interrupted,
+            denormals_flushed(enabled=device.type == "cpu"),  # decayed Adam state stays fast
+        ):
             for epoch in range(position.epoch, epochs):
                 state.epoch = epoch
                 callback_list.on_epoch_begin(epoch)

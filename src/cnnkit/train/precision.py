@@ -9,7 +9,6 @@ convolutions runs in the reduced type. fp16 also scales the loss so small gradie
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,21 +84,3 @@ def resolve_precision(
     elif name == "fp16" and device_type == "cpu":
         raise ConfigError("fp16 training is for CUDA GPUs; on a CPU use --precision bf16 or fp32")
     return Precision(name=name, device_type=device_type)
-
-
-@contextlib.contextmanager
-def flush_denormals() -> Iterator[None]:
-    """A context in which the CPU flushes denormal floats to zero (TensorFlow's default).
-
-    Optimizer state that decays towards zero (Adam's and RMSprop's averages for weights
-    that see no gradient, e.g. the always-black border pixels of MNIST) reaches the denormal
-    range after ~800 steps, where each CPU operation on it is many times slower: measured,
-    an MLP's Adam steps went from 2 to 4-5 ms from the second epoch on. Turned off again
-    on exit (torch cannot read the setting, so one made before is not kept).
-    """
-    supported = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if supported:
-            torch.set_flush_denormal(False)
