@@ -95,9 +95,9 @@ def test_denormals_flushed_inside_the_context_only() -> None:
 
     from cnnkit.openmp import denormals_flushed
 
-    tiny = torch.tensor([1e-39])  # a float32 denormal
     if not torch.set_flush_denormal(False):  # as a fresh process starts (tests may call main)
         pytest.skip("this CPU cannot flush denormals")
+    tiny = torch.tensor([1e-39])  # a float32 denormal (made after: flushing would store 0)
     assert (tiny * 1.0).item() > 0
     with denormals_flushed():
         assert (tiny * 1.0).item() == 0.0

@@ -274,9 +274,9 @@ def test_mixed_precision_policy_chooses_the_precision(flat, monkeypatch) -> None
 def test_fit_flushes_denormals_as_tensorflow_does(flat) -> None:
     """Decayed optimizer state in the denormal range is slow on CPUs; TF flushes it to zero."""
     (x, y), _ = flat
-    tiny = torch.tensor([1e-39])
-    seen = []
     flushes = torch.set_flush_denormal(False)  # as a fresh process starts (tests may call main)
+    tiny = torch.tensor([1e-39])  # made after: a flushing thread would store 0
+    seen = []
 
     class Probe(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):

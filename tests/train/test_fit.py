@@ -107,8 +107,8 @@ def test_fit_records_whether_the_cpu_threads_flush_denormals(small) -> None:
 def test_fit_flushes_denormals_while_it_trains_on_a_cpu(small) -> None:
     """Adam's decayed moments reach the denormal range, where a CPU is many times slower."""
     train, _, pre = small
-    tiny, seen = torch.tensor([1e-39]), []
     flushes = torch.set_flush_denormal(False)  # as a fresh process starts (tests may call main)
+    tiny, seen = torch.tensor([1e-39]), []  # made after: a flushing thread would store 0
 
     class Probe(Callback):
         def on_epoch_end(self, epoch, logs) -> None:
