@@ -34,7 +34,7 @@ from lenet_speed import (
     idiomatic_lenet,
     synchronize,
 )
-from time_to_accuracy import run_recipe
+from time_to_accuracy import HEADERS, run_recipe
 
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
@@ -175,20 +175,7 @@ def main() -> None:
             "\n\n### Time to accuracy\n\nEach recipe as `cnnkit train --recipe NAME --seed S "
             f"--device {args.device}`, seeds 0..{args.seeds - 1}; training seconds until the test "
             "accuracy after an epoch first reached the threshold (median over the seeds that "
-            "reached it).\n\n"
-            + markdown_table(
-                [
-                    "recipe",
-                    "data",
-                    "epochs",
-                    "time to 99.0% / 90% (Fashion)",
-                    "time to 99.5% / 93% (Fashion)",
-                    "median test acc.",
-                    "worst seed",
-                    "median train s",
-                ],
-                rows,
-            )
+            "reached it).\n\n" + markdown_table(HEADERS, rows)
         )
     body += f"\n\nLoad average at the end: {load_average()}."
     print("\n" + body)

@@ -37,6 +37,16 @@ from cnnkit.train.job import TrainConfig, run_training
 from cnnkit.train.precision import resolve_precision
 from cnnkit.train.recipes import get_recipe
 
+HEADERS = [
+    "recipe",
+    "data",
+    "epochs",
+    "time to 99.0% / 90% (Fashion)",
+    "time to 99.5% / 93% (Fashion)",
+    "median test acc.",
+    "worst seed",
+    "median train s",
+]
 THRESHOLDS = {"mnist": (0.990, 0.995), "fashion-mnist": (0.90, 0.93)}
 
 
@@ -171,19 +181,7 @@ def main() -> None:
     print(machine, flush=True)
     rows = [run_recipe(name, list(range(args.seeds)), args.epochs) for name in args.recipes]
     peer = run_peer(list(range(args.peer_seeds)), args.peer_epochs) if args.peer_seeds else None
-    table = markdown_table(
-        [
-            "recipe",
-            "data",
-            "epochs",
-            "time to 99.0% / 90% (Fashion)",
-            "time to 99.5% / 93% (Fashion)",
-            "median test acc.",
-            "worst seed",
-            "median train s",
-        ],
-        rows + ([peer[0]] if peer else []),
-    )
+    table = markdown_table(HEADERS, rows + ([peer[0]] if peer else []))
     body = (
         f"Machine: {machine}; load at the end: {load_average()}.\n\n"
         f"Each recipe run as `cnnkit train --recipe NAME --seed S` for seeds 0..{args.seeds - 1}"

@@ -19,6 +19,7 @@ from cnnkit.evaluate.evaluation import evaluate_split
 from cnnkit.run import Run
 from cnnkit.train.callbacks import Callback, HistoryWriter
 from cnnkit.transfer.finetune import FinetuneConfig, finetune, resume_finetune
+from tests.hostile.conftest import cli
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # small ops: see conftest
 
@@ -111,19 +112,6 @@ def test_ctrl_c_through_cnnkit_finetune_marks_the_run_interrupted(
     resumed, expected = load_file(run.files.weights), load_file(straight.run.files.weights)
     assert resumed.keys() == expected.keys()
     assert all(torch.equal(resumed[k], expected[k]) for k in expected)
-
-
-def cli(monkeypatch, capsys, *argv: str) -> tuple[int, str, str]:
-    """``cnnkit ARGV`` through the console entry point: (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["cnnkit", *argv])
-    monkeypatch.setenv("COLUMNS", "300")
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_resume_refuses_other_settings_and_the_other_kind_of_run(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -39,7 +39,7 @@ def train_command(
     given: Given,
 ) -> None:
     """Train a model (default: the textbook LeNet on MNIST) and save the run."""
-    from cnnkit.errors import ConfigError, TrainingInterrupted
+    from cnnkit.errors import TrainingInterrupted
     from cnnkit.train.auto import wants_auto
     from cnnkit.train.callbacks import ProgressBar
     from cnnkit.train.config import auto_config
@@ -48,21 +48,8 @@ def train_command(
     settings = given.values
     try:
         if resume is not None:
-            fixed = sorted(set(settings) - {"epochs", "device", "batch_size"})
-            if fixed or recipe:
-                raise ConfigError(
-                    "--resume continues with the run's own settings; only --epochs and "
-                    "--device (and --batch-size, after running out of memory) may be given "
-                    f"with it, not {', '.join(fixed) or '--recipe'}"
-                )
-            out.print(f"resuming [bold]{resume}[/] from its last checkpoint")
-            result = resume_training(
-                str(resume),
-                epochs=settings.get("epochs"),
-                device=settings.get("device"),
-                batch_size=settings.get("batch_size"),
-                callbacks=[ProgressBar(out)],
-            )
+            options = resume_options(resume, settings, recipe=recipe)
+            result = resume_training(str(resume), **options, callbacks=[ProgressBar(out)])
         else:
             if wants_auto(recipe, settings):
                 TrainConfig(**settings).validate()  # the options given, before data is read
@@ -92,6 +79,24 @@ def train_command(
             f"loss {metrics['loss']:.4f}"
         )
     print_run_end(result.run, report=report, device=settings.get("device", "auto"))
+
+
+def resume_options(
+    resume: Path, settings: dict[str, Any], *, recipe: str | None = None
+) -> dict[str, Any]:
+    """The options a ``--resume`` may change (epochs, device, batch size), after refusing
+    any other setting given with it; says what is resumed."""
+    from cnnkit.errors import ConfigError
+
+    fixed = sorted(set(settings) - {"epochs", "device", "batch_size"})
+    if fixed or recipe:
+        raise ConfigError(
+            "--resume continues with the run's own settings; only --epochs and "
+            "--device (and --batch-size, after running out of memory) may be given "
+            f"with it, not {', '.join(fixed) or '--recipe'}"
+        )
+    out.print(f"resuming [bold]{resume}[/] from its last checkpoint")
+    return {name: settings.get(name) for name in ("epochs", "device", "batch_size")}
 
 
 def stopped(exc: TrainingInterrupted) -> NoReturn:

@@ -18,7 +18,7 @@ from cnnkit.cli import params
 from cnnkit.cli.console import out
 from cnnkit.cli.features import embed_splits, on_ray
 from cnnkit.cli.params import Given, config_options
-from cnnkit.cli.train import print_run_end, stopped
+from cnnkit.cli.train import print_run_end, resume_options, stopped
 from cnnkit.transfer.finetune import FinetuneConfig
 
 
@@ -159,7 +159,7 @@ def finetune_command(
     given: Given,
 ) -> None:
     """Fine-tune a pretrained backbone with a new head; save it as a run folder."""
-    from cnnkit.errors import ConfigError, TrainingInterrupted
+    from cnnkit.errors import TrainingInterrupted
     from cnnkit.train.auto import finetune_setup
     from cnnkit.train.callbacks import ProgressBar
     from cnnkit.transfer.finetune import finetune, resume_finetune
@@ -167,21 +167,8 @@ def finetune_command(
     settings = given.values
     try:
         if resume is not None:
-            fixed = sorted(set(settings) - {"epochs", "device", "batch_size"})
-            if fixed:
-                raise ConfigError(
-                    "--resume continues with the run's own settings; only --epochs and "
-                    "--device (and --batch-size, after running out of memory) may be given "
-                    f"with it, not {', '.join(fixed)}"
-                )
-            out.print(f"resuming [bold]{resume}[/] from its last checkpoint")
-            result = resume_finetune(
-                str(resume),
-                epochs=settings.get("epochs"),
-                device=settings.get("device"),
-                batch_size=settings.get("batch_size"),
-                callbacks=[ProgressBar(out)],
-            )
+            options = resume_options(resume, settings)
+            result = resume_finetune(str(resume), **options, callbacks=[ProgressBar(out)])
         else:
             config = FinetuneConfig(**settings)
             config.validate()  # a mistake fails now, before data is loaded or a run made
