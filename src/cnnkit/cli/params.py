@@ -184,6 +184,17 @@ Engine = Annotated[
         "onnx on a CPU when the run has a current export.",
     ),
 ]
+ResumeRun = Annotated[
+    Path | None,
+    typer.Option(
+        "--resume",
+        help="Continue the run in this folder from its last checkpoint (--epochs and "
+        "--device may change; everything else is the run's).",
+    ),
+]
+WriteReport = Annotated[
+    bool, typer.Option("--report/--no-report", help="Evaluate and write report.html at the end.")
+]
 EvalSplit = Annotated[
     str | None,
     typer.Option(

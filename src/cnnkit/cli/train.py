@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
+from cnnkit.cli import params
 from cnnkit.cli.console import err, out
 from cnnkit.cli.params import Given, config_options
 from cnnkit.train.config import TrainConfig
@@ -26,15 +27,8 @@ def train_command(
         help="Start from a named recipe (see `cnnkit recipes`); 'auto' chooses from the data "
         "(the default for folder:PATH without --model).",
     ),
-    resume: Path | None = typer.Option(
-        None,
-        "--resume",
-        help="Continue the run in this folder from its last checkpoint (--epochs and "
-        "--device may change; everything else is the run's).",
-    ),
-    report: bool = typer.Option(
-        True, "--report/--no-report", help="Evaluate and write report.html at the end."
-    ),
+    resume: params.ResumeRun = None,
+    report: params.WriteReport = True,
     *,
     given: Given,
 ) -> None:

@@ -146,15 +146,8 @@ def transfer_command(
 
 @config_options(FinetuneConfig, after="resume")
 def finetune_command(
-    resume: Path | None = typer.Option(
-        None,
-        "--resume",
-        help="Continue the fine-tune in this folder from its last checkpoint (--epochs and "
-        "--device may change; everything else is the run's).",
-    ),
-    report: bool = typer.Option(
-        True, "--report/--no-report", help="Evaluate and write report.html at the end."
-    ),
+    resume: params.ResumeRun = None,
+    report: params.WriteReport = True,
     *,
     given: Given,
 ) -> None:
