@@ -29,6 +29,7 @@ from lenet_speed import (
     BATCH,
     FULL_STEPS,
     PerSample,
+    cnnkit_epochs,
     epochs_hand_tuned,
     flops_per_step,
     idiomatic_lenet,
@@ -39,8 +40,6 @@ from time_to_accuracy import HEADERS, run_recipe
 from cnnkit.data.dataset import Dataset
 from cnnkit.data.preprocess import Preprocessing
 from cnnkit.data.sources import load_dataset
-from cnnkit.models.registry import build_model
-from cnnkit.train.loop import fit
 
 
 def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 10) -> float:
@@ -77,23 +76,6 @@ def epoch_idiomatic(train: Dataset, pre: Preprocessing, steps: int, device: torc
     return time.perf_counter() - started
 
 
-def epochs_cnnkit(
-    train: Dataset, pre: Preprocessing, steps: int, device: torch.device, epochs: int, compile: bool
-) -> list[float]:
-    subset = train if steps >= FULL_STEPS else train.subset(range(steps * BATCH))
-    history = fit(
-        build_model("lenet"),
-        train=subset,
-        preprocessing=pre,
-        epochs=epochs,
-        batch_size=BATCH,
-        device=device,
-        compile=compile,
-        verbose=0,
-    )
-    return [row["time"] for row in history]
-
-
 def lenet_table(device: torch.device, steps: int, epochs: int) -> str:
     splits = load_dataset("mnist", seed=0)
     train, pre = splits.train, Preprocessing.from_dataset(splits.train)
@@ -112,10 +94,12 @@ def lenet_table(device: torch.device, steps: int, epochs: int) -> str:
         "hand-tuned PyTorch (resident data, bf16, channels_last, fused Adam)": lambda: (
             epochs_hand_tuned(train, pre, steps, device, epochs + 1)
         ),
-        "cnnkit auto (cnnkit train)": lambda: epochs_cnnkit(
-            train, pre, steps, device, epochs + 1, False
+        "cnnkit auto (cnnkit train)": lambda: cnnkit_epochs("auto")(
+            train, pre, steps, 0, epochs + 1, device
         ),
-        "cnnkit auto + compile": lambda: epochs_cnnkit(train, pre, steps, device, epochs + 1, True),
+        "cnnkit auto + compile": lambda: cnnkit_epochs("auto", True)(
+            train, pre, steps, 0, epochs + 1, device
+        ),
     }
     seconds = {}
     for name, measure in variants.items():

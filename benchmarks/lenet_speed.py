@@ -157,7 +157,14 @@ def synchronize(device: torch.device) -> None:
 
 
 def cnnkit_epochs(precision: str, compile: bool = False) -> Callable[..., list[float]]:
-    def run(train: Dataset, pre: Preprocessing, steps: int, seed: int, epochs: int) -> list[float]:
+    def run(
+        train: Dataset,
+        pre: Preprocessing,
+        steps: int,
+        seed: int,
+        epochs: int,
+        device: torch.device | str = "cpu",
+    ) -> list[float]:
         torch.manual_seed(seed)
         model = build_model("lenet")
         subset = train if steps >= FULL_STEPS else train.subset(range(steps * BATCH))
@@ -170,6 +177,7 @@ def cnnkit_epochs(precision: str, compile: bool = False) -> Callable[..., list[f
             precision=precision,
             compile=compile,
             seed=seed,
+            device=device,
             verbose=0,
         )
         return [row["time"] for row in history]
