@@ -4,6 +4,7 @@ and its metrics.json has the shape `cnnkit evaluate` writes."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -19,7 +20,7 @@ from cnnkit.evaluate.evaluation import evaluate_split
 from cnnkit.run import Run
 from cnnkit.train.callbacks import Callback, HistoryWriter
 from cnnkit.transfer.finetune import FinetuneConfig, finetune, resume_finetune
-from tests.hostile.conftest import cli
+from tests.hostile.conftest import cli, edit_card
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # small ops: see conftest
 
@@ -134,6 +135,17 @@ def test_resume_refuses_other_settings_and_the_other_kind_of_run(
     assert code == 1 and "Traceback" not in err
     said = " ".join(err.split())
     assert f"was not fine-tuned; continue it with cnnkit train --resume {trained.path}" in said
+    edit_card(run.path, config__batch_size="32", config__colour=True)  # a hand-edited card
+    code, _, err = cli(monkeypatch, capsys, "finetune", "--resume", str(run.path))
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) <= 3
+    said = " ".join(err.split())
+    assert f"{run.files.card}: config: unknown fine-tuning setting(s) colour; known:" in said
+    card = json.loads(run.files.card.read_text())
+    del card["config"]["colour"]
+    run.files.card.write_text(json.dumps(card))
+    code, _, err = cli(monkeypatch, capsys, "finetune", "--resume", str(run.path))
+    said = " ".join(err.split())
+    assert code == 1 and "config: fine-tuning setting batch_size must be a whole number" in said
 
 
 def test_a_fine_tune_resumed_for_more_epochs_unfreezes_on_schedule(
