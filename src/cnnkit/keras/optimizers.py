@@ -19,7 +19,6 @@ import torch
 
 from cnnkit.errors import ConfigError
 from cnnkit.keras.unsupported import missing, unsupported
-from cnnkit.train.eager import build_eager
 from cnnkit.train.optim import make_optimizer
 
 
@@ -107,8 +106,7 @@ class Optimizer:
         """Set Keras's defaults that make_optimizer leaves at torch's (epsilon, betas)."""
 
     def build(self, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
-        optimizer = build_eager(  # without importing torch's compiler (~2 s): see train/eager
-            make_optimizer,
+        optimizer = make_optimizer(
             self.kind,
             params,
             lr=self._learning_rate,

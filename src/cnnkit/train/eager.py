@@ -84,8 +84,8 @@ def _has_step_hooks(optimizer: torch.optim.Optimizer) -> bool:
 def build_eager(
     factory: Callable[..., torch.optim.Optimizer], *args: Any, **kwargs: Any
 ) -> torch.optim.Optimizer:
-    """``factory(*args, **kwargs)`` (a torch optimizer class, or a function building one, such
-    as :func:`~cnnkit.train.optim.make_optimizer`), built and stepping without importing
+    """``factory(*args, **kwargs)`` (a torch optimizer class, or a function building one, as
+    :func:`~cnnkit.train.optim.make_optimizer` does), built and stepping without importing
     torch's compiler."""
     if not _patch_optimizer_methods():
         return factory(*args, **kwargs)
