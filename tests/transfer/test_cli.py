@@ -11,7 +11,6 @@ import sys
 
 import pytest
 
-from cnnkit.cli.console import out
 from cnnkit.cli.main import main
 from tests.transfer.conftest import write_lenet_run
 
@@ -21,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")  # small ops: see conftest
 @pytest.fixture
 def cli(monkeypatch, capsys):
     """Run ``cnnkit ARGS``; returns (exit code, stdout, stderr with lines joined)."""
-    monkeypatch.setattr(out, "width", 200)
+    monkeypatch.setenv("COLUMNS", "200")  # read at each print (out.width = 200 outlives the test)
 
     def run(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["cnnkit", *args])
