@@ -121,7 +121,10 @@ def test_evaluate_forms_and_top_k(flat) -> None:
     assert acc <= top3 <= 1 and top3 > 0.9
     as_dict = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
     assert as_dict == {"acc": acc, "loss": loss, "top_k_categorical_accuracy": top3}
-    assert history.history["val_acc"][0] == pytest.approx(acc)  # same weights, same data
+    # same weights, same data: equal on a CPU; a GPU's kernels may round one sample apart
+    # between fit's validation batches and evaluate's (seen on an H200: 0.668 against 0.666)
+    one_sample = 1 / len(y_test) if torch.cuda.is_available() else 0
+    assert history.history["val_acc"][0] == pytest.approx(acc, abs=one_sample + 1e-9)
 
 
 def test_validation_split_takes_the_last_samples(flat, capsys) -> None:
