@@ -186,6 +186,8 @@ def cnnkit_epochs(precision: str, compile: bool = False) -> Callable[..., list[f
             device=device,
             verbose=0,
         )
+        threads = history.training["threads"]
+        print(f"  thread counts, steps at each: {threads['steps_at']}", file=sys.stderr)
         return [row["time"] for row in history]
 
     return run
@@ -225,7 +227,7 @@ def in_fresh_process(variant: str, steps: int, epochs: int, seed: int) -> list[f
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     command = [sys.executable, __file__, "--variant", variant, "--steps", str(steps)]
     command += ["--epochs", str(epochs), "--seed", str(seed)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
     return [float(t) for t in json.loads(result.stdout.strip().splitlines()[-1])]
 
 

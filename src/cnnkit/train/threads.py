@@ -138,8 +138,8 @@ class AdaptiveThreads:
         self._last, self._due = reading, self._clock() + INTERVAL
         wanted = min(self.most, max(1, int(self.cores - others + 0.5)))
         self._asked = [*self._asked, wanted][-AGREEING:]
+        log.debug("other processes used %.2f cores: %d threads wanted", others, wanted)
         if wanted != self.threads and self._asked == [wanted] * AGREEING:
-            log.debug("other processes use %.2f cores: %d threads", others, wanted)
             self._set(wanted)
             self.threads = wanted
 
