@@ -10,12 +10,17 @@ Compares, in one run on one machine:
 - ``cnnkit fp32``: cnnkit's ``fit`` in fp32 (data on the device, batches by indexing,
   fused Adam);
 - ``cnnkit auto``: ``fit`` with its default precision for this device (bf16 autocast and
-  channels_last where the CPU computes bf16 natively) — what ``cnnkit train`` runs;
-- ``cnnkit auto, threads spinning``: the same with libgomp's default (spinning) idle threads;
+  channels_last where the CPU computes bf16 natively) and the start-up settings of
+  ``cnnkit train`` — what ``cnnkit train`` runs;
+- ``cnnkit auto, threads sleeping``: the same with ``OMP_WAIT_POLICY=PASSIVE`` (idle threads
+  sleep instead of spinning: the other commands' setting, ``cnnkit train``'s until issue 18);
 - ``cnnkit auto+compile`` (with ``--compile``): the same through ``torch.compile``.
 
-Each variant runs in a fresh process; the cnnkit ones with the settings the ``cnnkit``
-command makes at start (:mod:`cnnkit.openmp`), the plain-PyTorch ones with torch's defaults.
+Each variant runs in a fresh process; the cnnkit ones with the settings ``cnnkit train``
+makes at start (:mod:`cnnkit.openmp`: denormals flushed to zero, libgomp's default spinning
+threads; ``fit`` adapts their number to the load, :mod:`cnnkit.train.threads`), the
+plain-PyTorch ones with torch's defaults. ``OMP_*``/``GOMP_*`` settings of the caller are
+dropped.
 
 Each row gives the median seconds per epoch over all measured epochs (``--steps N`` times
 N steps and scales to the full 550-step epoch), the time against the hand-tuned loop's and
@@ -55,6 +60,7 @@ from cnnkit.openmp import USER_CHOICES, flush_denormals
 from cnnkit.train.job import TrainConfig, run_training
 from cnnkit.train.loop import fit
 from cnnkit.train.precision import resolve_precision
+from cnnkit.train.threads import USER_CHOICE as THREADS_CHOICE
 
 BATCH = 100
 FULL_STEPS = 550  # 55,000 training images / batch 100
@@ -180,6 +186,8 @@ def cnnkit_epochs(precision: str, compile: bool = False) -> Callable[..., list[f
             device=device,
             verbose=0,
         )
+        threads = history.training["threads"]
+        print(f"  thread counts, steps at each: {threads['steps_at']}", file=sys.stderr)
         return [row["time"] for row in history]
 
     return run
@@ -210,15 +218,16 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 7) -> float:
 
 def in_fresh_process(variant: str, steps: int, epochs: int, seed: int) -> list[float]:
     """Seconds per epoch of ``variant``, measured in a new process: the cnnkit variants with
-    the settings the ``cnnkit`` command makes before torch starts (sleeping OpenMP threads,
-    unless ``-spin``; denormals flushed to zero), the plain-PyTorch loops with torch's
+    the settings ``cnnkit train`` makes before torch starts (denormals flushed to zero;
+    sleeping OpenMP threads only for ``-passive``), the plain-PyTorch loops with torch's
     defaults."""
-    env = {k: v for k, v in os.environ.items() if k not in USER_CHOICES}
-    if variant.startswith("cnnkit") and not variant.endswith("-spin"):
+    chosen = (*USER_CHOICES, THREADS_CHOICE)
+    env = {k: v for k, v in os.environ.items() if k not in chosen}
+    if variant.endswith("-passive"):
         env["OMP_WAIT_POLICY"] = "PASSIVE"
     command = [sys.executable, __file__, "--variant", variant, "--steps", str(steps)]
     command += ["--epochs", str(epochs), "--seed", str(seed)]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=True)
     return [float(t) for t in json.loads(result.stdout.strip().splitlines()[-1])]
 
 
@@ -292,7 +301,7 @@ def main() -> None:
         "hand-tuned": f"hand-tuned PyTorch ({auto})",
         "cnnkit-fp32": "cnnkit fp32",
         "cnnkit-auto": f"cnnkit auto ({auto})",
-        "cnnkit-auto-spin": f"cnnkit auto ({auto}), threads spinning",
+        "cnnkit-auto-passive": f"cnnkit auto ({auto}), threads sleeping",
     }
     if args.compile:
         names["cnnkit-auto-compile"] = f"cnnkit auto ({auto}) + compile"

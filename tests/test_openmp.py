@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from cnnkit.openmp import subcommand
+
 PROBE = """
 import json, os, sys
 from cnnkit.cli.main import main
@@ -37,6 +39,28 @@ def probe(env: dict[str, str], code: str = PROBE) -> list:
 def test_the_command_sets_passive_waiting_before_torch_starts() -> None:
     policy, recorded, torch_loaded = probe({})
     assert policy == "PASSIVE" and recorded == "OMP_WAIT_POLICY=PASSIVE" and torch_loaded
+
+
+@pytest.mark.parametrize("command", ["train", "finetune"])
+def test_the_training_commands_keep_spinning_threads(command) -> None:
+    # fit adapts their number to the load instead (tests/train/test_threads.py)
+    code = f"import sys\nsys.argv = ['cnnkit', '-v', '{command}', '--epochs', '1']\n"
+    code += "import cnnkit.cli\n" + PROBE
+    policy, recorded, _ = probe({}, code)
+    assert policy is None and recorded == "spin (libgomp default)"
+
+
+@pytest.mark.parametrize(
+    "argv, command",
+    [
+        (["cnnkit"], None),
+        (["cnnkit", "train"], "train"),
+        (["cnnkit", "--verbose", "-v", "predict", "runs/x", "a.png"], "predict"),
+        (["cnnkit", "--version"], None),
+    ],
+)
+def test_subcommand(argv, command) -> None:
+    assert subcommand(argv) == command
 
 
 @pytest.mark.parametrize(

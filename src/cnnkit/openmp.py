@@ -1,15 +1,24 @@
-"""Settings of torch's CPU threads for the cnnkit command: they sleep instead of spinning when
-idle, and they flush denormal floats to zero.
+"""Settings of torch's CPU threads for the cnnkit command: how idle threads wait for work,
+and flushing denormal floats to zero.
 
 libgomp (the OpenMP runtime in torch's CPU wheels) lets idle threads spin for a while before
-they sleep. On a machine with cores to spare that saves a little latency; on a shared one
-the spinning threads take the cores other processes need, and every small operation waits
-for a thread that is not running: measured on 2 cores beside other jobs, one LeNet training
-step took 334 ms spinning against 68 ms sleeping, and one-image prediction 48 ms against
-2.5 ms (benchmarks/under_load.py). The ``cnnkit`` command therefore asks for
-``OMP_WAIT_POLICY=PASSIVE`` before torch is imported, unless the user chose a policy
-(``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` set). Importing cnnkit as a library changes
-nothing: set the variable before importing torch to get the same.
+they sleep. On a quiet machine that saves the wake-up at each of the thousands of parallel
+regions of a training step; beside another busy process the spinning threads take the cores it
+needs, and every region waits for a thread that is not running. Measured on 2 cores
+(benchmarks/under_load.py, LeNet training steps, medians of 3 fresh processes, quiet / beside
+one busy process): spinning 37 / 115 ms, sleeping (``OMP_WAIT_POLICY=PASSIVE``) 39 / 70 ms,
+one thread 50 / 55 ms; in an earlier run spinning 30 / 131, sleeping 39 / 74, and
+``GOMP_SPINCOUNT=10000`` (spin a while, then sleep) 44 / 92: no better than either. One-image
+prediction beside other jobs took 48 ms spinning against 2.5 ms sleeping.
+
+So the ``cnnkit`` command asks for sleeping threads (``OMP_WAIT_POLICY=PASSIVE``, before
+torch is imported), except in the commands that train (``train``, ``finetune``): their
+threads spin, and ``fit`` lowers the thread count while other processes take cores
+(:mod:`cnnkit.train.threads`): 36 / 59 ms per step in the run above, the quiet speed of
+spinning threads and under load better than sleeping ones. A policy the user chose
+(``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT`` set) is kept. Importing cnnkit as a library sets
+no policy (set the variable before importing torch for one); ``fit`` adapts its thread count
+there too.
 
 Denormal floats (below 1.2e-38) are microcoded on x86 and far slower than other numbers.
 Adam's moment estimates for weights whose gradient stays zero (dead ReLU units, inputs that
@@ -33,14 +42,24 @@ import sys
 from collections.abc import Iterator
 
 USER_CHOICES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+#: the commands that train: their threads spin, and ``fit`` adapts their number to the load
+TRAINING_COMMANDS = ("train", "finetune")
 
 
-def prefer_sleeping_threads() -> None:
-    """Set ``OMP_WAIT_POLICY=PASSIVE`` when torch is not imported yet and the user chose no
-    policy; otherwise leave everything as it is (OpenMP reads it once, at start-up)."""
+def prefer_sleeping_threads(command: str | None = None) -> None:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` when torch is not imported yet, the user chose no
+    policy and ``command`` (the subcommand about to run) does not train; otherwise leave
+    everything as it is (OpenMP reads it once, at start-up)."""
     if "torch" in sys.modules or any(name in os.environ for name in USER_CHOICES):
         return
+    if command in TRAINING_COMMANDS:
+        return
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+
+def subcommand(argv: list[str]) -> str | None:
+    """The subcommand in a ``cnnkit`` command line (its global options are all flags)."""
+    return next((arg for arg in argv[1:] if not arg.startswith("-")), None)
 
 
 def wait_policy() -> str:

@@ -1,10 +1,13 @@
 """The command line (:mod:`cnnkit.cli.main`): the only part of cnnkit that parses arguments or
 configures output.
 
-Importing it asks OpenMP for sleeping threads first (:mod:`cnnkit.openmp`): the command's
-modules import torch, and OpenMP reads its settings once, when torch starts.
+Importing it asks OpenMP for sleeping threads first, unless the command trains
+(:mod:`cnnkit.openmp`): the command's modules import torch, and OpenMP reads its settings
+once, when torch starts.
 """
 
-from cnnkit.openmp import prefer_sleeping_threads
+import sys
 
-prefer_sleeping_threads()
+from cnnkit.openmp import prefer_sleeping_threads, subcommand
+
+prefer_sleeping_threads(subcommand(sys.argv))

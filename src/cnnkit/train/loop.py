@@ -41,6 +41,7 @@ from cnnkit.train.optim import make_optimizer
 from cnnkit.train.precision import Precision, resolve_precision
 from cnnkit.train.resume import EpochTotals, Resumable
 from cnnkit.train.schedules import Schedule
+from cnnkit.train.threads import AdaptiveThreads
 
 log = logging.getLogger(__name__)
 
@@ -256,10 +257,12 @@ def fit(
         position.restore(resume, steps_per_epoch=steps, epochs=epochs)
 
     callback_list.on_train_begin()
+    threads = AdaptiveThreads.for_training(device)  # as many as other processes leave free
     try:
         with (
             _ctrl_c_flag(enabled=distributed is None) as interrupted,
             denormals_flushed(enabled=device.type == "cpu"),  # decayed Adam state stays fast
+            threads.adapting(),
         ):
             for epoch in range(position.epoch, epochs):
                 state.epoch = epoch
@@ -313,6 +316,7 @@ def fit(
                     )
                     state.epoch_seen, state.batch_loss = totals.seen, batch_loss
                     state.step += 1
+                    threads.after_step()
                     callback_list.on_train_batch_end(batch)
                     # 12. Ctrl-C: stop here, let callbacks save a resumable checkpoint.
                     if interrupted.is_set():
@@ -338,6 +342,7 @@ def fit(
                     break
         callback_list.on_train_end()
     finally:
+        state.training["threads"] = threads.record()
         if channels_last:  # hand the model back in the layout it came in
             model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     state.training["epochs_run"] = len(state.history)
