@@ -16,7 +16,9 @@ process ends, the count goes back up the same way, and it is put back when train
 
 It stays off where it cannot help or must not meddle: training on a GPU, one thread to start
 with, the user chose the count (``OMP_NUM_THREADS``), or ``/proc/stat`` cannot be read (not
-Linux). What it did goes in the run card (``training.threads``).
+Linux). What it did goes in the run card (``training.threads``). A different thread count can
+split a reduction differently and change the last bits of a result, so a seeded run beside
+other processes may not repeat bit for bit; set ``OMP_NUM_THREADS`` for a fixed count.
 """
 
 from __future__ import annotations
