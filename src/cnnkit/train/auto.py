@@ -34,7 +34,7 @@ MIN_PER_CLASS = 3  # images a class needs: one each for training, validation and
 MAX_SIDE = 64  # longest side the auto setup trains at (a folder of larger pictures is shrunk)
 # shortest side: fastnet's three 2x2 pools leave 4x4 at 32 (at 28: 3x3, the last pool drops
 # a row and a column; at 12: 1x1, and BatchNorm fails on a last batch of one image).
-# benchmarks/auto_variants.py side-32: 28x28 Fashion read at 32, +0.8 points on 3 of 3 seeds
+# benchmarks/auto_variants.py side-32: 28x28 Fashion read at 32, +0.7-0.9 points on each of 3 seeds
 MIN_SIDE = 32
 MIN_STEPS = 1000  # optimizer steps the auto setup trains for, at least
 # a validation split smaller than this is too noisy to stop on (at 1,000 images one image is
