@@ -4,8 +4,9 @@ Trains the auto setup (:func:`cnnkit.train.config.auto_config`) on folders of
 ``benchmarks/folders.py`` with one change at a time (or a few together) and reports test
 accuracy per variant, median over seeds, beside the unchanged setup (``auto``). The variants
 are what one would try on 28x28 grey pictures: more steps, mirroring with test-time flip
-averaging, no rotation, SGD with Nesterov momentum and weight decay, CutMix, a larger input
-side (28 read at 32 or 40), an average of the weights (EMA), a wider net.
+averaging, no rotation, SGD with Nesterov momentum and weight decay, mixup, CutMix,
+another input side (28 read at 32 or 40; mixed read at 24, as before), an average of the
+weights (EMA), a wider net.
 
 Results per (folder, variant, seed) are kept in the folders benchmark's store, so chunks
 add up (one per turn of the CPU lock):
@@ -61,6 +62,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-rotate-flip-tta": {"_augment_drop": ["rotate"], **FLIP_TTA},
     "sgd-nesterov": SGD,
     "cutmix": {"_augment_add": ["cutmix:1.0"]},
+    "mixup": {"_augment_add": ["mixup:0.2"]},
+    "side-24": {"_side": 24},  # mixed: what the auto setup of 88cc2ec read it at
     "side-32": {"_side": 32},
     "side-40": {"_side": 40},
     "side-32-sgd-nesterov": {"_side": 32, **SGD},
