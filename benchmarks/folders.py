@@ -9,7 +9,10 @@ Builds small class folders from data at hand and trains on each, per seed:
   new head, input size and epochs from :func:`cnnkit.train.auto.choose_finetune`.
 
 The folders (train/ and test/ layouts, so every method is measured on the same test images;
-cnnkit holds 10% of train out for validation):
+cnnkit holds 10% of train out for validation). The training budget per class is what each
+folder is about; its test/ is as large as the source allows (500 per class from MNIST's and
+Fashion-MNIST's 10,000 test images, 150 crops per photo), so one test image is 0.02-0.08
+points and a difference between methods is not one or two images:
 
 - ``mnist-50``: MNIST digits, 50 training images per class, PNG;
 - ``fashion-200``: Fashion-MNIST, 200 per class, JPEG;
@@ -49,7 +52,7 @@ from PIL import Image
 from cnnkit.data.sources import load_dataset
 
 METHODS = ("auto", "textbook", "transfer")
-STORE = Path(tempfile.gettempdir()) / "cnnkit-bench-folders"
+STORE = Path(tempfile.gettempdir()) / "cnnkit-bench-folders-2"  # -2: the large test/ folders
 PARTIAL = STORE / "results.json"  # per (folder, method, seed): chunks add up to one table,
 # and a chunk stopped half-way is resumed where it stopped
 
@@ -135,7 +138,7 @@ def _photos(folder: Path) -> None:
         pixels = getattr(samples, name)()
         photo = Image.fromarray(pixels[0] if isinstance(pixels, tuple) else pixels).convert("RGB")
         width, height = photo.size
-        for part, count in (("train", 40), ("test", 40)):
+        for part, count in (("train", 40), ("test", PHOTO_TESTS)):
             for i in range(count):
                 side = int(min(width, height) * rng.uniform(0.3, 0.6))
                 x, y = rng.integers(0, width - side), rng.integers(0, height - side)
@@ -150,17 +153,20 @@ def _photos(folder: Path) -> None:
                 crop.save(target, quality=90)
 
 
+TESTS = 500  # test images per class from MNIST's / Fashion-MNIST's test split (1,000 each)
+PHOTO_TESTS = 150  # test crops per photo
+
 FOLDERS: dict[str, Callable[[Path], None]] = {
-    "mnist-50": lambda f: _from_source("mnist", f, [50] * 10, test_per_class=50, fmt="png"),
+    "mnist-50": lambda f: _from_source("mnist", f, [50] * 10, test_per_class=TESTS, fmt="png"),
     "fashion-200": lambda f: _from_source(
-        "fashion-mnist", f, [200] * 10, test_per_class=50, fmt="jpg"
+        "fashion-mnist", f, [200] * 10, test_per_class=TESTS, fmt="jpg"
     ),
     "fashion-imbalanced": lambda f: _from_source(
-        "fashion-mnist", f, [300, 150, 75, 40, 20], test_per_class=100, fmt="png"
+        "fashion-mnist", f, [300, 150, 75, 40, 20], test_per_class=TESTS, fmt="png"
     ),
     "photos": _photos,
     "mixed": lambda f: _from_source(
-        "fashion-mnist", f, [80] * 10, test_per_class=50, fmt="png", mixed=True
+        "fashion-mnist", f, [80] * 10, test_per_class=TESTS, fmt="png", mixed=True
     ),
 }
 
@@ -304,7 +310,9 @@ def report(results: dict[str, dict]) -> str:
         "Each folder trained per seed by: the auto setup (`cnnkit train --data folder:PATH`), "
         "the textbook default (LeNet, 10 epochs, batch 100) and EfficientNet-Lite0 fine-tuning "
         "(frozen backbone, new head; input size and epochs from `choose_finetune`). Test "
-        "accuracy on the folder's test/ images, median over the seeds (count in brackets); "
+        f"accuracy on the folder's test/ images ({TESTS} per class, photos {PHOTO_TESTS}: "
+        "1,200-5,000 images, so one image is 0.02-0.08 points), median over the seeds (count "
+        "in brackets); "
         "training seconds, median; errors vs textbook: the auto setup's test errors as a "
         "share of the textbook default's. `./run python benchmarks/folders.py` "
         "(in chunks: `--folders NAME --seeds 0`; `--table` writes the table of what is "

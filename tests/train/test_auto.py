@@ -75,11 +75,15 @@ def test_large_pictures_are_read_at_a_capped_size_keeping_their_shape() -> None:
     setup = choose_setup(facts(size=(480, 640)))
     assert setup.settings["data"] == "folder:/data/shapes?size=48x64"
     assert "48x64, not 480x640" in reasons(setup)["size"]
-    # tiny pictures are read larger: at 12x12 fastnet's last stage is 1x1, and BatchNorm fails
-    # on a last batch of one image
+    # small pictures are read larger: at 12x12 fastnet's last stage is 1x1 (and BatchNorm fails
+    # on a last batch of one image); at 28x28 its last pool drops a row and a column
     tiny = choose_setup(facts(size=(12, 24)))
-    assert tiny.settings["data"] == "folder:/data/shapes?size=16x32"
-    assert "needs 16 px" in reasons(tiny)["size"]
+    assert tiny.settings["data"] == "folder:/data/shapes?size=32x64"
+    assert "last stage sees 1x3 at 12x24, 4x8 at 32x64" in reasons(tiny)["size"]
+    fashion = choose_setup(facts(size=(28, 28), channels=1))
+    assert fashion.settings["data"] == "folder:/data/shapes?size=32x32"
+    assert "32x32, not 28x28" in reasons(fashion)["size"]
+    assert "data" not in choose_setup(facts(size=(32, 48))).settings  # within both bounds
     # a size the user chose in the source is kept
     assert "data" not in choose_setup(facts(size=(480, 640), resizable=False)).settings
 
