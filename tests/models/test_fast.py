@@ -34,6 +34,32 @@ def test_test_time_flip_averages_over_the_mirror_in_eval_mode_only() -> None:
     assert not torch.allclose(plain.eval()(x), plain(x.flip(3)), atol=1e-6)
 
 
+def test_test_time_shifts_average_over_the_diagonal_moves_in_eval_mode_only() -> None:
+    torch.manual_seed(0)
+    model = build_model("fastnet", input_shape=(1, 28, 28), width=4, tta_shift=2).eval()
+    plain = build_model("fastnet", input_shape=(1, 28, 28), width=4).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.rand(3, 1, 28, 28)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    moved = [padded[:, :, dy : dy + 28, dx : dx + 28] for dy in (0, 4) for dx in (0, 4)]
+    assert torch.equal(moved[0][:, :, 2:, 2:], x[:, :, :-2, :-2])  # (+2, +2): right and down
+    assert torch.equal(moved[3][:, :, :-2, :-2], x[:, :, 2:, 2:])  # (-2, -2): left and up
+    expected = torch.stack([plain(view) for view in [x, *moved]]).mean(0)
+    assert torch.allclose(model(x), expected, atol=1e-5)
+    assert not torch.allclose(model(x), plain(x), atol=1e-4)
+    model.train(), plain.train()
+    assert torch.allclose(model(x), plain(x), atol=1e-5)  # training sees the image only
+
+
+def test_shifts_and_flip_combine_and_negative_shifts_are_rejected() -> None:
+    torch.manual_seed(0)
+    model = build_model("fastnet", input_shape=(1, 28, 28), width=4, tta_shift=1, tta_flip=True)
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.allclose(model.eval()(x), model(x.flip(3)), atol=1e-5)  # still flip-invariant
+    with pytest.raises(ModelError, match="tta_shift must be >= 0 pixels, got -1"):
+        build_model("fastnet", tta_shift=-1)
+
+
 def test_too_small_inputs_and_bad_widths_are_rejected() -> None:
     with pytest.raises(
         ModelError, match="fastnet_tiny pools 3 times and needs images of at least 8x8"

@@ -11,8 +11,9 @@ specs, summaries and the zoo's head interface.
 ``fastnet_tiny`` is for time-to-99% on MNIST on a CPU, ``fastnet`` for the best MNIST /
 Fashion-MNIST accuracy in about a minute, ``fastnet_cifar`` for CIFAR-10 (airbench-sized).
 With ``tta_flip=True`` a model averages its logits over the image and its left-right mirror
-in eval mode (test-time augmentation); it is a model option, so evaluation and prediction
-from the run folder apply it too.
+in eval mode (test-time augmentation; for clothes and objects, not for digits); with
+``tta_shift=N`` also over the image moved N pixels along each diagonal (zeros shifted in).
+They are model options, so evaluation and prediction from the run folder apply them too.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from cnnkit.errors import ModelError
 from cnnkit.layers import (
@@ -41,7 +43,7 @@ Shape = tuple[int, int, int]
 
 
 class FastNet(Model):
-    """A functional :class:`~cnnkit.layers.Model` with optional test-time flip averaging."""
+    """A functional :class:`~cnnkit.layers.Model` with optional test-time augmentation."""
 
     def __init__(
         self,
@@ -50,17 +52,31 @@ class FastNet(Model):
         *,
         name: str,
         tta_flip: bool = False,
+        tta_shift: int = 0,
     ) -> None:
         super().__init__(inputs, outputs, name=name)
         self.tta_flip = tta_flip
+        self.tta_shift = tta_shift
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` -> logits ``(N, num_classes)``; in eval mode with ``tta_flip``,
-        the mean of the logits for ``x`` and for ``x`` mirrored left-right."""
-        logits = super().forward(x)
-        if self.tta_flip and not self.training:
-            logits = (logits + super().forward(x.flip(3))) / 2
-        return logits
+        """``(N, C, H, W)`` -> logits ``(N, num_classes)``; in eval mode, the mean of the
+        logits over the test-time views: ``x``, with ``tta_shift`` also ``x`` moved by
+        ``(±tta_shift, ±tta_shift)`` pixels, with ``tta_flip`` each of those mirrored too."""
+        forward = super().forward
+        if self.training or not (self.tta_flip or self.tta_shift):
+            return forward(x)
+        views = [x]
+        if self.tta_shift:
+            s, (height, width) = self.tta_shift, x.shape[2:]
+            padded = F.pad(x, (s, s, s, s))
+            views += [
+                padded[:, :, dy : dy + height, dx : dx + width]
+                for dy in (0, 2 * s)
+                for dx in (0, 2 * s)
+            ]
+        if self.tta_flip:
+            views += [view.flip(3) for view in views]
+        return torch.stack([forward(view) for view in views]).mean(0)
 
 
 def _conv_bn_act(
@@ -93,6 +109,7 @@ def build_fastnet(
     stem_kernel: int = 3,
     activation: str = "gelu",
     tta_flip: bool = False,
+    tta_shift: int = 0,
     init: str = "keras",
 ) -> FastNet:
     """Stages of ``conv -> pool -> BN -> act [+ residual conv block]``, global max-pool, Dense.
@@ -108,8 +125,11 @@ def build_fastnet(
         stem_kernel: kernel size of the strided first conv.
         activation: the activation after every BatchNorm.
         tta_flip: average logits over a left-right flip in eval mode.
+        tta_shift: average logits over diagonal shifts of this many pixels in eval mode.
         init: weight initialisation (``keras``, ``normal`` or ``torch``).
     """
+    if tta_shift < 0:
+        raise ModelError(f"{name}: tta_shift must be >= 0 pixels, got {tta_shift}")
     _, height, width = input_shape
     smallest = 2 ** len(widths)
     if height < smallest or width < smallest:
@@ -135,7 +155,8 @@ def build_fastnet(
             x = Add(name=f"s{stage}_add")([x, y])
     x = GlobalMaxPooling2D(name="pool")(x)
     outputs = Dense(num_classes, name="fc")(x)
-    return initialize(FastNet(inputs, outputs, name=name, tta_flip=tta_flip), init)
+    model = FastNet(inputs, outputs, name=name, tta_flip=tta_flip, tta_shift=tta_shift)
+    return initialize(model, init)
 
 
 @register_model(
@@ -149,6 +170,7 @@ def fastnet(
     num_classes: int,
     width: int = 32,
     tta_flip: bool = False,
+    tta_shift: int = 0,
     init: str = "keras",
 ) -> FastNet:
     """Three stages (``width``, 2x, 4x channels), residual blocks after the first and last.
@@ -166,6 +188,7 @@ def fastnet(
         name="fastnet",
         activation="relu",
         tta_flip=tta_flip,
+        tta_shift=tta_shift,
         init=init,
     )
 
@@ -197,7 +220,12 @@ def _register_fixed(name: str) -> None:
     description, default_input_shape, widths, residual, activation, doc = _FIXED[name]
 
     def builder(
-        *, input_shape: Shape, num_classes: int, tta_flip: bool = False, init: str = "keras"
+        *,
+        input_shape: Shape,
+        num_classes: int,
+        tta_flip: bool = False,
+        tta_shift: int = 0,
+        init: str = "keras",
     ) -> FastNet:
         return build_fastnet(
             input_shape,
@@ -207,6 +235,7 @@ def _register_fixed(name: str) -> None:
             name=name,
             activation=activation,
             tta_flip=tta_flip,
+            tta_shift=tta_shift,
             init=init,
         )
 
