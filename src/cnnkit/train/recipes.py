@@ -92,8 +92,8 @@ _RECIPES = (
             # without (seed 0); it pays off only in longer runs (92.93% after 12 epochs, with
             # a test-time flip)
         },
-        "92.78% test, median of 3 seeds, in about 115 s on a 2-core AMD EPYC (90% after 44 s); "
-        "on a 2-core Xeon 93.02% / 92.69% in 144 / 137 s (2 seeds)",
+        "92.83% test, median of 3 seeds, in 104 s on a 2-core Xeon (90% after 43 s; "
+        "benchmarks/RESULTS.md)",
     ),
     Recipe(
         "cifar10-fast",
