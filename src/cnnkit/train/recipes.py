@@ -71,9 +71,9 @@ _RECIPES = (
             "label_smoothing": 0.05,
             "augment": ["translate:2"],  # shifts of up to 2 pixels
         },
-        "99.54% test, median of 3 seeds (every seed >= 99.52%), 99.5% after 21.3 s on a "
-        "2-core Xeon: 0.74x the hand-tuned PyTorch LeNet loop's first 2 epochs "
-        "(benchmarks/RESULTS.md)",
+        "99.54% test, median of 5 seeds (every seed >= 99.52%), 99.5% after 21-29 s on a "
+        "2-core Xeon: 0.71-0.74x the hand-tuned PyTorch LeNet loop's first 2 epochs in the "
+        "same run (benchmarks/RESULTS.md)",
     ),
     Recipe(
         "fashion-best",
