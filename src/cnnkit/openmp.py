@@ -46,7 +46,7 @@ USER_CHOICES = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
 TRAINING_COMMANDS = ("train", "finetune")
 
 
-def prefer_sleeping_threads(command: str | None = None) -> None:
+def prefer_sleeping_threads(command: str | None) -> None:
     """Set ``OMP_WAIT_POLICY=PASSIVE`` when torch is not imported yet, the user chose no
     policy and ``command`` (the subcommand about to run) does not train; otherwise leave
     everything as it is (OpenMP reads it once, at start-up)."""
