@@ -133,6 +133,27 @@ def test_every_activation_builds_and_runs(name: str) -> None:
         assert float(Activation("leaky_relu")(torch.tensor([[-1.0]]))) == pytest.approx(-0.2)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_dropout_keeps_1_minus_rate_scaled_and_passes_the_same_mask_back(dtype) -> None:
+    layer = Dropout(0.25)
+    layer.build((32, 14, 14))
+    x = torch.rand(64, 32, 14, 14).add_(0.5).to(dtype).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    torch.manual_seed(0)
+    y = layer(x)
+    kept = y != 0
+    assert y.dtype == dtype and y.is_contiguous(memory_format=torch.channels_last)
+    assert abs(kept.float().mean().item() - 0.75) < 0.01  # 401,408 draws: sd 0.0007
+    torch.testing.assert_close(y[kept], (x[kept] / 0.75).to(dtype))
+    y.backward(torch.ones_like(y))
+    assert x.grad is not None
+    torch.testing.assert_close(x.grad, kept.to(dtype) / 0.75)
+    torch.manual_seed(0)
+    assert torch.equal(layer(x), y)  # seeded: the same mask again
+    layer.eval()
+    assert torch.equal(layer(x), x)
+
+
 def test_add_and_concatenate() -> None:
     a, b = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
     add = Add()
