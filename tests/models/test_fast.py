@@ -67,3 +67,21 @@ def test_too_small_inputs_and_bad_widths_are_rejected() -> None:
         build_model("fastnet_tiny", input_shape=(1, 6, 6))
     with pytest.raises(ModelError, match="width must be >= 1"):
         build_model("fastnet", width=0)
+
+
+def test_test_time_shifts_can_repeat_the_border_instead_of_zeros() -> None:
+    torch.manual_seed(0)
+    model = build_model("fastnet", input_shape=(1, 28, 28), width=4, tta_shift=1, tta_pad="edge")
+    plain = build_model("fastnet", input_shape=(1, 28, 28), width=4).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.rand(2, 1, 28, 28) - 1  # all negative: a zero border would be brighter
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+    moved = [padded[:, :, dy : dy + 28, dx : dx + 28] for dy in (0, 2) for dx in (0, 2)]
+    assert torch.equal(moved[0][:, :, 0, 1:], x[:, :, 0, :-1])  # the top row repeated
+    expected = torch.stack([plain(view) for view in [x, *moved]]).mean(0)
+    assert torch.allclose(model.eval()(x), expected, atol=1e-5)
+    zeros = build_model("fastnet", input_shape=(1, 28, 28), width=4, tta_shift=1).eval()
+    zeros.load_state_dict(model.state_dict())
+    assert not torch.allclose(zeros(x), expected, atol=1e-4)
+    with pytest.raises(ModelError, match="tta_pad must be zeros or edge, got 'reflect'"):
+        build_model("fastnet", tta_shift=1, tta_pad="reflect")

@@ -12,7 +12,9 @@ specs, summaries and the zoo's head interface.
 Fashion-MNIST accuracy in about a minute, ``fastnet_cifar`` for CIFAR-10 (airbench-sized).
 With ``tta_flip=True`` a model averages its logits over the image and its left-right mirror
 in eval mode (test-time augmentation; for clothes and objects, not for digits); with
-``tta_shift=N`` also over the image moved N pixels along each diagonal (zeros shifted in).
+``tta_shift=N`` also over the image moved N pixels along each diagonal: zeros shifted in
+(``tta_pad="zeros"``: after normalisation, the mean pixel) or the border pixels repeated
+(``tta_pad="edge"``: on a plain background, the background, as training's shifts fill it).
 They are model options, so evaluation and prediction from the run folder apply them too.
 """
 
@@ -53,22 +55,25 @@ class FastNet(Model):
         name: str,
         tta_flip: bool = False,
         tta_shift: int = 0,
+        tta_pad: str = "zeros",
     ) -> None:
         super().__init__(inputs, outputs, name=name)
         self.tta_flip = tta_flip
         self.tta_shift = tta_shift
+        self.tta_pad = tta_pad
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> logits ``(N, num_classes)``; in eval mode, the mean of the
         logits over the test-time views: ``x``, with ``tta_shift`` also ``x`` moved by
-        ``(±tta_shift, ±tta_shift)`` pixels, with ``tta_flip`` each of those mirrored too."""
+        ``(±tta_shift, ±tta_shift)`` pixels (filled as ``tta_pad`` says), with ``tta_flip``
+        each of those mirrored too."""
         forward = super().forward
         if self.training or not (self.tta_flip or self.tta_shift):
             return forward(x)
         views = [x]
         if self.tta_shift:
             s, (height, width) = self.tta_shift, x.shape[2:]
-            padded = F.pad(x, (s, s, s, s))
+            padded = F.pad(x, (s, s, s, s), mode=_PAD_MODES[self.tta_pad])
             views += [
                 padded[:, :, dy : dy + height, dx : dx + width]
                 for dy in (0, 2 * s)
@@ -77,6 +82,10 @@ class FastNet(Model):
         if self.tta_flip:
             views += [view.flip(3) for view in views]
         return torch.stack([forward(view) for view in views]).mean(0)
+
+
+#: ``tta_pad`` -> torch's pad mode
+_PAD_MODES = {"zeros": "constant", "edge": "replicate"}
 
 
 def _conv_bn_act(
@@ -110,6 +119,7 @@ def build_fastnet(
     activation: str = "gelu",
     tta_flip: bool = False,
     tta_shift: int = 0,
+    tta_pad: str = "zeros",
     init: str = "keras",
 ) -> FastNet:
     """Stages of ``conv -> pool -> BN -> act [+ residual conv block]``, global max-pool, Dense.
@@ -126,10 +136,13 @@ def build_fastnet(
         activation: the activation after every BatchNorm.
         tta_flip: average logits over a left-right flip in eval mode.
         tta_shift: average logits over diagonal shifts of this many pixels in eval mode.
+        tta_pad: what the shifts fill in: ``zeros`` or ``edge`` (the border pixels repeated).
         init: weight initialisation (``keras``, ``normal`` or ``torch``).
     """
     if tta_shift < 0:
         raise ModelError(f"{name}: tta_shift must be >= 0 pixels, got {tta_shift}")
+    if tta_pad not in _PAD_MODES:
+        raise ModelError(f"{name}: tta_pad must be zeros or edge, got {tta_pad!r}")
     _, height, width = input_shape
     smallest = 2 ** len(widths)
     if height < smallest or width < smallest:
@@ -155,7 +168,9 @@ def build_fastnet(
             x = Add(name=f"s{stage}_add")([x, y])
     x = GlobalMaxPooling2D(name="pool")(x)
     outputs = Dense(num_classes, name="fc")(x)
-    model = FastNet(inputs, outputs, name=name, tta_flip=tta_flip, tta_shift=tta_shift)
+    model = FastNet(
+        inputs, outputs, name=name, tta_flip=tta_flip, tta_shift=tta_shift, tta_pad=tta_pad
+    )
     return initialize(model, init)
 
 
@@ -171,6 +186,7 @@ def fastnet(
     width: int = 32,
     tta_flip: bool = False,
     tta_shift: int = 0,
+    tta_pad: str = "zeros",
     init: str = "keras",
 ) -> FastNet:
     """Three stages (``width``, 2x, 4x channels), residual blocks after the first and last.
@@ -189,6 +205,7 @@ def fastnet(
         activation="relu",
         tta_flip=tta_flip,
         tta_shift=tta_shift,
+        tta_pad=tta_pad,
         init=init,
     )
 
@@ -225,6 +242,7 @@ def _register_fixed(name: str) -> None:
         num_classes: int,
         tta_flip: bool = False,
         tta_shift: int = 0,
+        tta_pad: str = "zeros",
         init: str = "keras",
     ) -> FastNet:
         return build_fastnet(
@@ -236,6 +254,7 @@ def _register_fixed(name: str) -> None:
             activation=activation,
             tta_flip=tta_flip,
             tta_shift=tta_shift,
+            tta_pad=tta_pad,
             init=init,
         )
 
