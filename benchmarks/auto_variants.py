@@ -41,7 +41,9 @@ BASELINE = (
     "rotated up to 10 degrees, no flips. Round 1 (variants of commit 88cc2ec, which read 28 px "
     "at 28; in RESULTS.md's history) gave on fashion-200: side-32 +0.7 (taken), side-40 +0.9, "
     "steps-2x +0.7, sgd-nesterov +0.5, width-48 +0.5, no-rotate +0.2, flip-tta -0.2, EMA -0.2, "
-    "mixup -0.5, CutMix -1.8"
+    "mixup -0.5, CutMix -1.8. From this round the auto setup took "
+    "`sgd-nesterov-wd-1e-3-erase-steps-2x-width-48` (its 3 seeds on every folder are in the "
+    "`folders` table)"
 )
 # name -> changes to the auto setup; "_epochs_x" multiplies its epochs, "_augment_add" appends
 # to its augmentation, "_augment_drop" removes steps starting with these names, "_side" reads
@@ -93,6 +95,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "weight_decay": 1e-3,
         "_augment_add": ["erase:p=0.5"],
         "_epochs_x": 2,
+    },
+    "sgd-nesterov-wd-1e-3-erase-steps-2x-width-48": {
+        **SGD,
+        "weight_decay": 1e-3,
+        "_augment_add": ["erase:p=0.5"],
+        "_epochs_x": 2,
+        "model_options": {"width": 48},
+    },
+    "sgd-nesterov-wd-1e-3-erase-steps-2x-side-40": {
+        **SGD,
+        "weight_decay": 1e-3,
+        "_augment_add": ["erase:p=0.5"],
+        "_epochs_x": 2,
+        "_side": 40,
     },
     "sgd-nesterov-wd-1e-3-erase-steps-2x-no-val": {
         **SGD,
