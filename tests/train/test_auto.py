@@ -58,9 +58,11 @@ def test_small_colour_folder_gets_a_residual_net_enough_steps_and_flips() -> Non
     setup = choose_setup(facts())
     s = setup.settings
     assert s["model"] == "fastnet" and "data" not in s  # 64x64 is within the cap
+    assert s["model_options"] == {"width": 48} and "width 48" in reasons(setup)["model"]
     steps = -(-340 // s["batch_size"])
-    assert s["epochs"] * steps >= MIN_STEPS and s["epochs"] <= MAX_EPOCHS
+    assert s["epochs"] == min(MAX_EPOCHS, -(-MIN_STEPS // steps))  # 340 images: 100 of 11
     assert s["augment"][0] == "flip" and s["augment"][1].startswith("translate")
+    assert s["augment"][2] == "erase:p=0.5" and "erase a random box" in reasons(setup)["augment"]
     assert "class_weight" not in s
     said = reasons(setup)
     assert (
@@ -91,6 +93,7 @@ def test_large_pictures_are_read_at_a_capped_size_keeping_their_shape() -> None:
 def test_grey_pictures_are_shifted_but_not_mirrored() -> None:
     setup = choose_setup(facts(size=(28, 28), channels=1))
     assert setup.settings["augment"][0] == "translate:2"
+    assert "erase:p=0.5" in setup.settings["augment"]
     assert not any(step.startswith("flip") for step in setup.settings["augment"])
     assert "no flips" in reasons(setup)["augment"]
     assert "try" not in reasons(setup)  # fine-tuning is suggested for colour photos only
@@ -110,6 +113,16 @@ def test_epochs_follow_the_number_of_steps_within_bounds() -> None:
     assert large.settings["batch_size"] == 64 and large.settings["epochs"] == MIN_EPOCHS
     middle = choose_setup(facts((100,) * 10))  # 1000 images, 32 steps per epoch
     assert middle.settings["epochs"] == -(-MIN_STEPS // 32)
+
+
+def test_training_is_sgd_with_nesterov_momentum_and_weight_decay_said_in_the_printout() -> None:
+    for setup in (choose_setup(facts()), choose_setup(facts(size=(28, 28), channels=1))):
+        s = setup.settings
+        assert (s["optimizer"], s["momentum"], s["nesterov"]) == ("sgd", 0.9, True)
+        assert s["weight_decay"] > 0 and s["schedule"].startswith("onecycle")
+        said = reasons(setup)["optimizer"]
+        assert "Nesterov" in said and f"weight decay {s['weight_decay']:g}" in said
+        assert f"peaking at lr {s['lr']:g}" in said
 
 
 def test_early_stopping_only_on_a_validation_split_large_enough_to_tell_epochs_apart() -> None:
@@ -203,6 +216,16 @@ def test_auto_config_reads_the_folder_and_lets_given_options_win(tmp_path) -> No
     from cnnkit.train.job import TrainConfig
 
     assert TrainConfig.from_recipe("auto", data=f"folder:{folder}", epochs=3) == config
+    # the chosen width is fastnet's: another model gets only the options given for it;
+    # options given for fastnet go on top of the chosen ones
+    lenet, _, _ = auto_config({"data": f"folder:{folder}", "model": "lenet"})
+    assert lenet.model == "lenet" and lenet.model_options == {}
+    tta, _, _ = auto_config({"data": f"folder:{folder}", "model_options": {"tta_flip": True}})
+    assert tta.model == "fastnet" and tta.model_options == {"width": 48, "tta_flip": True}
+    assert (
+        "--model-option as you gave"
+        in choose_setup(read_facts(f"folder:{folder}")).lines(["model_options"])[-1]
+    )
 
 
 def test_finetune_on_a_folder_gets_input_size_and_epochs_unless_given(tmp_path) -> None:

@@ -576,5 +576,9 @@ def auto_config(given: dict[str, Any]) -> tuple[TrainConfig, AutoSetup, list[str
     overridden = sorted(k for k in given if k in setup.settings and k != "data")
     values = {**setup.settings, **{k: v for k, v in given.items() if k != "data"}}
     values["data"] = setup.settings.get("data", source)
+    if "model" in given:  # the chosen model options are fastnet's: another model gets yours
+        values["model_options"] = given.get("model_options", {})
+    elif "model_options" in given:  # yours on top of the chosen ones (--model-option init=...)
+        values["model_options"] = {**setup.settings["model_options"], **given["model_options"]}
     config = TrainConfig.from_dict({**values, "recipe": AUTO, "auto": setup.to_dict()})
     return config, setup, overridden
