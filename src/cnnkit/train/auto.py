@@ -48,6 +48,8 @@ WIDTH = 48  # fastnet's first stage (its default 32: 86.9-87.0% in the runs abov
 # weights are kept (benchmarks/auto_variants.py: no-stop-steps-2x)
 MIN_VAL_TO_STOP = 1000
 SGD_LR = 0.1  # the one-cycle schedule's peak
+MOMENTUM = 0.9  # Nesterov
+LABEL_SMOOTHING = 0.1
 WEIGHT_DECAY = 1e-3
 ERASE = "erase:p=0.5"  # random erasing: half the pictures lose a box of 2-25% of their area
 MIN_EPOCHS = 10
@@ -211,11 +213,11 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
         "batch_size": batch,
         "optimizer": "sgd",
         "lr": SGD_LR,
-        "momentum": 0.9,
+        "momentum": MOMENTUM,
         "nesterov": True,
         "weight_decay": WEIGHT_DECAY,
         "schedule": "onecycle:peak=0.25",
-        "label_smoothing": 0.1,
+        "label_smoothing": LABEL_SMOOTHING,
     }
     reasons += [
         (
@@ -225,8 +227,9 @@ def choose_setup(facts: DataFacts) -> AutoSetup:
         ),
         (
             "optimizer",
-            f"SGD, Nesterov momentum 0.9, weight decay {WEIGHT_DECAY:g} (a few pictures are "
-            f"easily overfit), one-cycle schedule peaking at lr {SGD_LR:g}, label smoothing 0.1",
+            f"SGD, Nesterov momentum {MOMENTUM:g}, weight decay {WEIGHT_DECAY:g} (a few "
+            f"pictures are easily overfit), one-cycle schedule peaking at lr {SGD_LR:g}, "
+            f"label smoothing {LABEL_SMOOTHING:g}",
         ),
     ]
 
